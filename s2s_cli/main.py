@@ -1,0 +1,28 @@
+"""``s2s``: train, evaluate and run the chatbot from one command."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from s2s_cli import model_commands
+
+app = typer.Typer(
+    help="An open Seq2Seq chatbot: train, evaluate, decode, and serve it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("train")(model_commands.train)
+app.command("eval")(model_commands.evaluate)
+app.command("generate")(model_commands.generate)
+app.add_typer(model_commands.bench_app, name="bench")
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    """An open Seq2Seq chatbot: train, evaluate, decode, and serve it."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

@@ -1,0 +1,176 @@
+"""Commands on models: train, eval, generate, bench."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from s2s_cli.options import decode_config_from_options, fail
+
+bench_app = typer.Typer(help="Benchmarks that print JSON against a same-run baseline.")
+
+ModelDir = Annotated[Path, typer.Option("--model", help="Checkpoint folder.")]
+
+
+def train(
+    out: Annotated[Path, typer.Option(help="Run folder: best checkpoint and resumable state.")],
+    task: Annotated[str, typer.Option(help="chitchat | tsv | jsonl | copy | reverse | sort")] = "chitchat",
+    data: Annotated[Path | None, typer.Option(help="Data file for tsv / jsonl.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out where it stopped.")] = False,
+    init_from: Annotated[Path | None, typer.Option(help="Fine-tune this checkpoint.")] = None,
+    vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 8000,
+    context_turns: Annotated[int, typer.Option(help="Dialogue turns in a source.")] = 3,
+    max_src_len: Annotated[int, typer.Option(help="Source tokens kept (latest).")] = 64,
+    max_tgt_len: Annotated[int, typer.Option(help="Target tokens kept.")] = 32,
+    limit: Annotated[int | None, typer.Option(help="Use the first N training pairs.")] = None,
+    cell: Annotated[str, typer.Option(help="lstm | gru")] = "lstm",
+    attention: Annotated[str, typer.Option(help="none | luong")] = "none",
+    bidirectional: Annotated[bool, typer.Option(help="Bidirectional encoder.")] = False,
+    tie_embeddings: Annotated[bool, typer.Option(help="Tie decoder in/out embeddings.")] = False,
+    emb_dim: Annotated[int, typer.Option(help="Embedding width.")] = 256,
+    hidden_dim: Annotated[int, typer.Option(help="RNN width.")] = 512,
+    layers: Annotated[int, typer.Option(help="RNN layers.")] = 2,
+    dropout: Annotated[float, typer.Option(help="Dropout probability.")] = 0.3,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Adam peak learning rate.")] = 1e-3,
+    warmup: Annotated[int, typer.Option(help="Warmup steps.")] = 200,
+    clip: Annotated[float, typer.Option(help="Gradient-norm clip.")] = 1.0,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = 0.0,
+    tf_schedule: Annotated[str, typer.Option(help="constant | linear | inverse_sigmoid")] = "constant",
+    tf_ratio: Annotated[float, typer.Option(help="Teacher forcing ratio (at start).")] = 1.0,
+    tf_floor: Annotated[float, typer.Option(help="Final ratio of decaying schedules.")] = 0.0,
+    tf_decay_steps: Annotated[int, typer.Option(help="Steps of the decay.")] = 10_000,
+    patience: Annotated[int, typer.Option(help="Epochs without gain before stopping.")] = 3,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N steps in total.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a Seq2Seq model (or resume / fine-tune one)."""
+    from s2s_core.recipe import DataConfig, new_run, resume_run
+    from s2s_core.train import TrainConfig
+
+    try:
+        if resume:
+            trainer = resume_run(out, max_steps=max_steps)
+        else:
+            data_cfg = DataConfig(
+                task, str(data) if data else None, vocab_size, context_turns,
+                max_src_len, max_tgt_len, limit=limit,
+            )
+            model_options = {
+                "emb_dim": emb_dim, "hidden_dim": hidden_dim, "n_layers": layers,
+                "dropout": dropout, "cell": cell, "bidirectional": bidirectional,
+                "attention": None if attention == "none" else attention,
+                "tie_embeddings": tie_embeddings,
+            }
+            train_cfg = TrainConfig(
+                epochs=epochs, batch_size=batch_size, lr=lr, warmup_steps=warmup, clip=clip,
+                label_smoothing=label_smoothing, tf_schedule=tf_schedule, tf_ratio=tf_ratio,
+                tf_floor=tf_floor, tf_decay_steps=tf_decay_steps, patience=patience,
+                seed=seed, max_steps=max_steps, threads=threads,
+            )
+            command = "s2s train " + shlex.join(sys.argv[2:])
+            trainer = new_run(out, data_cfg, model_options, train_cfg, device, init_from, command)
+        trainer.show_progress = progress
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    summary = trainer.run()
+    typer.echo(json.dumps({"out": str(out), "best": summary["best"]}, indent=2))
+
+
+def evaluate(
+    model: ModelDir,
+    split: Annotated[str, typer.Option(help="train | valid | test")] = "test",
+    limit: Annotated[int | None, typer.Option(help="First N pairs of the split.")] = None,
+    strategies: Annotated[str, typer.Option(help="Comma list: ppl,greedy,beam,sibling,hamming,sample, or 'ppl'.")] = "ppl",
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+) -> None:
+    """Perplexity and, per decoding strategy, BLEU / distinct-n / length, as JSON."""
+    from s2s_core.checkpoint import load_checkpoint
+    from s2s_core.evaluate import evaluate_generation, evaluate_perplexity
+    from s2s_core.recipe import DataConfig, load_split
+
+    try:
+        net, tokenizer, meta = load_checkpoint(model, device)
+        data = DataConfig(**meta.get("data", {}))
+        examples = load_split(data, split)[:limit]
+    except (ValueError, OSError, TypeError) as exc:
+        fail(str(exc))
+    result: dict[str, Any] = {"model": str(model), "split": split, "pairs": len(examples)}
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    for name in names:
+        if name == "ppl":
+            result["perplexity"] = evaluate_perplexity(net, tokenizer, examples, data)
+        else:
+            cfg = decode_config_from_options(name, meta)
+            result[name] = evaluate_generation(net, tokenizer, examples, data, cfg, progress=True)
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    if output:
+        output.write_text(text)
+    typer.echo(text)
+
+
+def generate(
+    model: ModelDir,
+    strategy: Annotated[str, typer.Option(help="greedy | beam | sibling | hamming | sample")] = "beam",
+    beam_size: Annotated[int, typer.Option(help="Beam width.")] = 5,
+    n_best: Annotated[int, typer.Option(help="Print this many scored alternatives.")] = 1,
+    max_len: Annotated[int, typer.Option(help="Maximum output tokens.")] = 40,
+    length_penalty: Annotated[float, typer.Option(help="alpha in score / len**alpha.")] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="Lines decoded together.")] = 32,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+) -> None:
+    """Translate stdin: one source per line in, one output per line out."""
+    from s2s_core.checkpoint import load_checkpoint
+    from s2s_core.decoding import generate as run_generate
+
+    try:
+        net, tokenizer, meta = load_checkpoint(model, device)
+        cfg = decode_config_from_options(
+            strategy, meta, beam_size=beam_size, n_best=n_best, max_len=max_len,
+            length_penalty=length_penalty, seed=seed,
+        )
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    max_src = int(meta.get("data", {}).get("max_src_len", 64))
+    lines = [line.rstrip("\n") for line in sys.stdin]
+    for start in range(0, len(lines), batch_size):
+        chunk = lines[start : start + batch_size]
+        sources = [(tokenizer.encode(line) or [3])[-max_src:] for line in chunk]
+        for hyps in run_generate(net, sources, cfg):
+            if n_best == 1:
+                typer.echo(tokenizer.decode(hyps[0].tokens))
+            else:
+                for hyp in hyps:
+                    typer.echo(f"{hyp.score:.4f}\t{tokenizer.decode(hyp.tokens)}")
+                typer.echo("")
+
+
+@bench_app.command("decode")
+def bench_decode(
+    quick: Annotated[bool, typer.Option(help="Small sizes, for a smoke test.")] = False,
+) -> None:
+    """Decoding throughput vs the textbook per-hypothesis loops and the compute floor."""
+    from s2s_core.benchmarks.decode import run
+
+    typer.echo(json.dumps(run(quick=quick), indent=2))
+
+
+@bench_app.command("train")
+def bench_train(
+    quick: Annotated[bool, typer.Option(help="Small sizes, for a smoke test.")] = False,
+) -> None:
+    """Training throughput vs the textbook per-step decoder loop."""
+    from s2s_core.benchmarks.train import run
+
+    typer.echo(json.dumps(run(quick=quick), indent=2))

@@ -1,0 +1,144 @@
+"""Token-id pairs in memory, length-bucketed batches, and padding.
+
+A ``PairDataset`` keeps every sequence in one flat int32 array plus offsets, so the
+tokenized corpus exists once (about 4 bytes a token) and a batch is sliced from it on
+demand, never copied whole into Python lists or tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Sampler
+
+from s2s_core.corpora import Example, Turn
+from s2s_core.special import BOT_ID, EOS_ID, PAD_ID, SOS_ID, USER_ID
+from s2s_core.tokenizer import Tokenizer
+
+SPEAKER_IDS = {"user": USER_ID, "bot": BOT_ID}
+
+
+def context_ids(turn_ids: Sequence[tuple[str | None, Sequence[int]]], max_len: int) -> list[int]:
+    """Joins turns (oldest first) with speaker markers, then keeps the last ``max_len`` ids:
+    the most recent words matter most to the reply."""
+    ids: list[int] = []
+    for speaker, tokens in turn_ids:
+        if speaker is not None:
+            ids.append(SPEAKER_IDS[speaker])
+        ids.extend(tokens)
+    return ids[-max_len:]
+
+
+def encode_context(tokenizer: Tokenizer, turns: Sequence[Turn], max_len: int) -> list[int]:
+    encoded = tokenizer.encode_batch([t.text for t in turns])
+    return context_ids([(t.speaker, ids) for t, ids in zip(turns, encoded, strict=True)], max_len)
+
+
+def target_ids(tokens: Sequence[int], max_len: int) -> list[int]:
+    """``<sos> tokens <eos>``, the tokens cut so the whole fits in ``max_len``."""
+    return [SOS_ID, *tokens[: max_len - 2], EOS_ID]
+
+
+class PairDataset(torch.utils.data.Dataset[tuple[np.ndarray, np.ndarray]]):
+    def __init__(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> None:
+        self.src, self.src_offsets = _flatten([p[0] for p in pairs])
+        self.tgt, self.tgt_offsets = _flatten([p[1] for p in pairs])
+
+    @classmethod
+    def from_examples(
+        cls, examples: Sequence[Example], tokenizer: Tokenizer, max_src_len: int, max_tgt_len: int
+    ) -> PairDataset:
+        """Tokenizes each distinct text once (a turn recurs in several contexts)."""
+        texts = sorted({t.text for ex in examples for t in ex.context} | {ex.response for ex in examples})
+        vocab = dict(zip(texts, tokenizer.encode_batch(texts), strict=True))
+        pairs = []
+        for ex in examples:
+            src = context_ids([(t.speaker, vocab[t.text]) for t in ex.context], max_src_len)
+            if src:
+                pairs.append((src, target_ids(vocab[ex.response], max_tgt_len)))
+        return cls(pairs)
+
+    def __len__(self) -> int:
+        return len(self.src_offsets) - 1
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            self.src[self.src_offsets[i] : self.src_offsets[i + 1]],
+            self.tgt[self.tgt_offsets[i] : self.tgt_offsets[i + 1]],
+        )
+
+    def lengths(self) -> np.ndarray:
+        """Per-pair cost used for bucketing: the longer of source and target."""
+        return np.maximum(np.diff(self.src_offsets), np.diff(self.tgt_offsets))
+
+    def target_tokens(self) -> int:
+        """Predicted tokens in the whole set (target minus its ``<sos>``)."""
+        return int(self.tgt_offsets[-1] - len(self))
+
+
+def _flatten(seqs: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum([len(s) for s in seqs], out=offsets[1:])
+    flat = np.fromiter((t for s in seqs for t in s), dtype=np.int32, count=int(offsets[-1]))
+    return flat, offsets
+
+
+def pad_batch(seqs: Sequence[Sequence[int] | np.ndarray]) -> Tensor:
+    """Right-pads with ``<pad>`` (id 0) into a LongTensor ``[batch, longest]``."""
+    out = torch.full((len(seqs), max(len(s) for s in seqs)), PAD_ID, dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        out[row, : len(seq)] = torch.as_tensor(np.asarray(seq, dtype=np.int64))
+    return out
+
+
+def collate(items: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[Tensor, Tensor]:
+    return pad_batch([s for s, _ in items]), pad_batch([t for _, t in items])
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar length: shuffle, cut into pools of ``pool`` batches, sort each pool
+    by length, batch, shuffle the batches. Padding shrinks without a fixed batch order.
+    The order depends only on (seed, epoch), so a resumed run replays the same batches."""
+
+    def __init__(
+        self, lengths: np.ndarray, batch_size: int, seed: int, shuffle: bool = True, pool: int = 50
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+        self.shuffle, self.pool, self.epoch = shuffle, pool, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            order = np.argsort(self.lengths, kind="stable")
+            return [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(n)
+        span = self.batch_size * self.pool
+        out = []
+        for start in range(0, n, span):
+            chunk = order[start : start + span]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            out += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        rng.shuffle(out)  # type: ignore[arg-type]
+        return out
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+
+def make_loader(
+    dataset: PairDataset, batch_size: int, seed: int = 0, shuffle: bool = True
+) -> DataLoader[tuple[np.ndarray, np.ndarray]]:
+    sampler = BucketBatchSampler(dataset.lengths(), batch_size, seed, shuffle)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)

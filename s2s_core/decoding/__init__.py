@@ -1,0 +1,6 @@
+"""Batched decoding: greedy, beam (plain, sibling- and Hamming-diverse) and sampling."""
+
+from s2s_core.decoding.config import DecodeConfig, Hypothesis, length_penalty
+from s2s_core.decoding.generate import Decodable, generate
+
+__all__ = ["Decodable", "DecodeConfig", "Hypothesis", "generate", "length_penalty"]

@@ -1,0 +1,254 @@
+"""The encoder-decoder: the textbook LSTM/GRU Seq2Seq, plus attention, bidirectionality and
+tied embeddings as configuration switches.
+
+The decoding interface (``encode`` → ``decode_step`` / ``reorder_state``) is what
+``s2s_core.decoding`` drives; ``forward`` is the training path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from s2s_core.special import PAD_ID
+
+CELLS = ("lstm", "gru")
+ATTENTIONS = (None, "luong")
+
+
+@dataclass
+class ModelConfig:
+    src_vocab_size: int  # rows of the encoder embedding
+    tgt_vocab_size: int  # rows of the decoder embedding and columns of the output layer
+    emb_dim: int = 256  # token embedding width (encoder and decoder)
+    hidden_dim: int = 512  # RNN state width per direction
+    n_layers: int = 2  # stacked RNN layers in encoder and decoder
+    dropout: float = 0.5  # on embeddings, between RNN layers and before the output layer
+    cell: str = "lstm"  # "lstm" | "gru"
+    bidirectional: bool = False  # encoder reads both ways; a bridge merges states per layer
+    attention: str | None = None  # None (context vector = final state) | "luong" (general)
+    tie_embeddings: bool = False  # decoder output layer shares the decoder embedding matrix
+
+    def __post_init__(self) -> None:
+        for name in ("src_vocab_size", "tgt_vocab_size", "emb_dim", "hidden_dim", "n_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        if min(self.src_vocab_size, self.tgt_vocab_size) <= PAD_ID + 3:
+            raise ValueError("ModelConfig vocab sizes must exceed the 4 special tokens")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.cell not in CELLS:
+            raise ValueError(f"ModelConfig.cell must be one of {CELLS}, got {self.cell!r}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(
+                f"ModelConfig.attention must be one of {ATTENTIONS}, got {self.attention!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"ModelConfig got unknown fields: {', '.join(unknown)}")
+        return cls(**data)
+
+
+RnnState = tuple[Tensor, ...]  # (h,) for GRU, (h, c) for LSTM; each [layers, batch, hidden]
+
+
+class Memory(NamedTuple):
+    """What the decoder reads from the encoder at every step."""
+
+    keys: Tensor  # encoder outputs: [batch, src_len, enc_dim]
+    keys_proj: Tensor  # W_a · keys, precomputed once: [batch, src_len, hidden]
+    mask: Tensor  # True on real source tokens: [batch, src_len]
+
+
+class DecodeState(NamedTuple):
+    """Everything a decoding step needs per row; every tensor has the batch in a fixed dim."""
+
+    rnn: RnnState  # batch in dim 1
+    memory: Memory | None  # batch in dim 0; None without attention
+
+
+def _make_rnn(cfg: ModelConfig, input_dim: int, bidirectional: bool) -> nn.LSTM | nn.GRU:
+    rnn_cls = nn.LSTM if cfg.cell == "lstm" else nn.GRU
+    return rnn_cls(
+        input_dim,
+        cfg.hidden_dim,
+        cfg.n_layers,
+        batch_first=True,
+        dropout=cfg.dropout if cfg.n_layers > 1 else 0.0,
+        bidirectional=bidirectional,
+    )
+
+
+def _as_tuple(state: Tensor | tuple[Tensor, ...]) -> RnnState:
+    return tuple(state) if isinstance(state, tuple) else (state,)
+
+
+def _for_rnn(state: RnnState) -> Tensor | tuple[Tensor, Tensor]:
+    return (state[0], state[1]) if len(state) == 2 else state[0]
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(cfg.src_vocab_size, cfg.emb_dim, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.rnn = _make_rnn(cfg, cfg.emb_dim, cfg.bidirectional)
+
+    def forward(self, src: Tensor, lengths: Tensor) -> tuple[Tensor, RnnState]:
+        emb = self.dropout(self.embedding(src))  # emb: [batch, src_len, emb]
+        # Packing makes the final state that of the last real token: padding never leaks.
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_out, state = self.rnn(packed)
+        outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))
+        return outputs, _as_tuple(state)  # outputs: [batch, src_len, hidden * directions]
+
+
+class Bridge(nn.Module):
+    """Turns a bidirectional encoder's final states into the one-directional decoder's."""
+
+    def __init__(self, cfg: ModelConfig, n_parts: int) -> None:
+        super().__init__()
+        h = cfg.hidden_dim
+        self.proj = nn.ModuleList(nn.Linear(2 * h, h) for _ in range(n_parts))
+
+    def forward(self, state: RnnState) -> RnnState:
+        merged = []
+        for part, proj in zip(state, self.proj, strict=True):
+            layers2, batch, hidden = part.shape
+            # part: [layers * 2, batch, hidden] -> [layers, batch, 2 * hidden]
+            both = part.view(layers2 // 2, 2, batch, hidden).permute(0, 2, 1, 3)
+            merged.append(torch.tanh(proj(both.reshape(layers2 // 2, batch, 2 * hidden))))
+        return tuple(merged)
+
+
+class LuongAttention(nn.Module):
+    """Luong et al. (2015) "general" attention: score(h_t, h_s) = h_t · W_a h_s.
+
+    It reads the decoder RNN's outputs (no input feeding), so with teacher forcing the whole
+    target attends in one batched matmul instead of one call per step.
+    """
+
+    def __init__(self, hidden_dim: int, enc_dim: int) -> None:
+        super().__init__()
+        self.key_proj = nn.Linear(enc_dim, hidden_dim, bias=False)
+        self.combine = nn.Linear(hidden_dim + enc_dim, hidden_dim, bias=False)
+
+    def memory(self, keys: Tensor, mask: Tensor) -> Memory:
+        return Memory(keys=keys, keys_proj=self.key_proj(keys), mask=mask)
+
+    def forward(self, query: Tensor, memory: Memory) -> Tensor:
+        scores = torch.bmm(query, memory.keys_proj.transpose(1, 2))  # [batch, tgt_len, src_len]
+        scores = scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf"))
+        context = torch.bmm(scores.softmax(dim=-1), memory.keys)  # [batch, tgt_len, enc_dim]
+        return torch.tanh(self.combine(torch.cat([context, query], dim=-1)))
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        enc_dim = cfg.hidden_dim * (2 if cfg.bidirectional else 1)
+        self.embedding = nn.Embedding(cfg.tgt_vocab_size, cfg.emb_dim, padding_idx=PAD_ID)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.rnn = _make_rnn(cfg, cfg.emb_dim, bidirectional=False)
+        self.attention = LuongAttention(cfg.hidden_dim, enc_dim) if cfg.attention else None
+        # Tying needs the output layer's input to live in embedding space.
+        tie = cfg.tie_embeddings
+        self.out_proj = nn.Linear(cfg.hidden_dim, cfg.emb_dim) if tie else None
+        self.out = nn.Linear(cfg.emb_dim if tie else cfg.hidden_dim, cfg.tgt_vocab_size)
+        if tie:
+            self.out.weight = self.embedding.weight
+
+    def forward(self, tokens: Tensor, state: DecodeState) -> tuple[Tensor, RnnState]:
+        emb = self.dropout(self.embedding(tokens))  # emb: [batch, steps, emb]
+        outputs, rnn = self.rnn(emb, _for_rnn(state.rnn))  # outputs: [batch, steps, hidden]
+        if self.attention is not None:
+            assert state.memory is not None
+            outputs = self.attention(outputs, state.memory)
+        outputs = self.dropout(outputs)
+        if self.out_proj is not None:
+            outputs = self.out_proj(outputs)
+        return self.out(outputs), _as_tuple(rnn)  # logits: [batch, steps, vocab]
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        n_parts = 2 if config.cell == "lstm" else 1
+        self.bridge = Bridge(config, n_parts) if config.bidirectional else None
+        self.decoder = Decoder(config)
+
+    @property
+    def src_vocab_size(self) -> int:
+        return self.config.src_vocab_size
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.config.tgt_vocab_size
+
+    def encode(self, src: Tensor) -> DecodeState:
+        """Encodes right-padded sources ``[batch, src_len]``; every row needs a real token."""
+        mask = src != PAD_ID
+        lengths = mask.sum(dim=1)
+        if bool((lengths == 0).any()):
+            raise ValueError("src: every sequence needs at least one non-padding token")
+        outputs, rnn = self.encoder(src, lengths)
+        if self.bridge is not None:
+            rnn = self.bridge(rnn)
+        attention = self.decoder.attention
+        memory = attention.memory(outputs, mask) if attention is not None else None
+        return DecodeState(rnn=rnn, memory=memory)
+
+    def decode_step(self, tokens: Tensor, state: DecodeState) -> tuple[Tensor, DecodeState]:
+        """One step for every row: ``tokens [rows]`` → log-probabilities ``[rows, vocab]``."""
+        logits, rnn = self.decoder(tokens.unsqueeze(1), state)
+        return logits.squeeze(1).float().log_softmax(dim=-1), DecodeState(rnn, state.memory)
+
+    @staticmethod
+    def reorder_state(state: DecodeState, index: Tensor) -> DecodeState:
+        """Selects (and repeats) rows of a decoding state, e.g. beam parents or expansions."""
+        rnn = tuple(part.index_select(1, index) for part in state.rnn)
+        memory = state.memory
+        if memory is not None:
+            memory = Memory(*(t.index_select(0, index) for t in memory))
+        return DecodeState(rnn, memory)
+
+    def forward(self, src: Tensor, tgt: Tensor, teacher_forcing_ratio: float = 1.0) -> Tensor:
+        """Logits ``[batch, tgt_len - 1, vocab]``; ``logits[:, t]`` predicts ``tgt[:, t + 1]``."""
+        state = self.encode(src)
+        inputs = tgt[:, :-1]
+        if teacher_forcing_ratio >= 1.0:
+            # Fast path: the decoder consumes the whole target in one RNN call.
+            logits, _ = self.decoder(inputs, state)
+            return logits
+        return self._free_running(inputs, state, teacher_forcing_ratio)
+
+    def _free_running(self, inputs: Tensor, state: DecodeState, ratio: float) -> Tensor:
+        """Step by step; each row feeds the truth with probability ``ratio``, else its argmax."""
+        steps = inputs.size(1)
+        token = inputs[:, 0]
+        outputs = []
+        for t in range(steps):
+            logits, rnn = self.decoder(token.unsqueeze(1), state)  # logits: [batch, 1, vocab]
+            state = DecodeState(rnn, state.memory)
+            outputs.append(logits)
+            if t + 1 < steps:
+                use_truth = torch.rand(token.shape, device=token.device) < ratio
+                token = torch.where(use_truth, inputs[:, t + 1], logits[:, 0].argmax(dim=-1))
+        return torch.cat(outputs, dim=1)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,158 @@
+"""A training run from settings to trainer: data, tokenizer, model, resume and fine-tune.
+
+Everything a run needs to be rebuilt lives in ``<out>/train_state/run.json`` (data, model
+and training settings) next to the tokenizer, so ``--resume`` needs no other flags.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from s2s_core.checkpoint import CheckpointError, load_checkpoint
+from s2s_core.corpora import (
+    SPLITS,
+    SYNTHETIC_TASKS,
+    Example,
+    chitchat_examples,
+    read_jsonl,
+    read_tsv,
+    synthetic_examples,
+)
+from s2s_core.data import PairDataset
+from s2s_core.model import ModelConfig, Seq2Seq
+from s2s_core.tokenizer import Tokenizer
+from s2s_core.train import Trainer, TrainConfig, resolve_device
+
+log = logging.getLogger(__name__)
+TASKS = ("chitchat", "tsv", "jsonl", *SYNTHETIC_TASKS)
+
+
+@dataclass
+class DataConfig:
+    task: str = "chitchat"  # chitchat | tsv | jsonl | copy | reverse | sort
+    path: str | None = None  # the file for tsv / jsonl
+    vocab_size: int = 8000  # BPE vocabulary, specials included
+    context_turns: int = 3  # dialogue turns before the reply that form the source
+    max_src_len: int = 64  # source tokens kept (the most recent)
+    max_tgt_len: int = 32  # target tokens kept, <sos> and <eos> included
+    split_seed: int = 13  # the fixed train/valid/test split
+    limit: int | None = None  # use only the first N training pairs (quick runs)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"DataConfig.task must be one of {TASKS}, got {self.task!r}")
+        if self.task in ("tsv", "jsonl") and not self.path:
+            raise ValueError(f"task {self.task} needs a data file (--data)")
+        if self.max_src_len < 1 or self.max_tgt_len < 3 or self.context_turns < 1:
+            raise ValueError("need max_src_len >= 1, max_tgt_len >= 3, context_turns >= 1")
+
+
+def load_split(data: DataConfig, split: str) -> list[Example]:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if data.task == "chitchat":
+        examples = chitchat_examples(split, data.context_turns, data.split_seed)
+    elif data.task in SYNTHETIC_TASKS:
+        size = {"train": 20_000, "valid": 1_000, "test": 1_000}[split]
+        examples = synthetic_examples(data.task, size, seed=SPLITS.index(split) + data.split_seed)
+    else:
+        assert data.path is not None
+        rows = read_tsv(data.path) if data.task == "tsv" else read_jsonl(data.path)
+        examples = _split_rows(rows, split, data.split_seed)
+    return examples[: data.limit] if data.limit and split == "train" else examples
+
+
+def _split_rows(rows: list[Example], split: str, seed: int) -> list[Example]:
+    """90/5/5 by row with a fixed seed (files carry no conversation ids to split by)."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_eval = max(1, len(rows) // 20)
+    chosen = {"valid": order[:n_eval], "test": order[n_eval : 2 * n_eval], "train": order[2 * n_eval :]}
+    return [rows[i] for i in sorted(chosen[split])]
+
+
+def train_tokenizer(examples: list[Example], vocab_size: int) -> Tokenizer:
+    texts = {t.text for ex in examples for t in ex.context} | {ex.response for ex in examples}
+    return Tokenizer.train(sorted(texts), vocab_size)
+
+
+def datasets(data: DataConfig, tokenizer: Tokenizer) -> tuple[PairDataset, PairDataset]:
+    train = PairDataset.from_examples(load_split(data, "train"), tokenizer, data.max_src_len, data.max_tgt_len)
+    valid = PairDataset.from_examples(load_split(data, "valid"), tokenizer, data.max_src_len, data.max_tgt_len)
+    return train, valid
+
+
+def new_run(
+    out_dir: Path,
+    data: DataConfig,
+    model_options: dict[str, Any],
+    train_cfg: TrainConfig,
+    device: str = "auto",
+    init_from: Path | None = None,
+    command: str = "",
+) -> Trainer:
+    """Starts a run: a fresh model and tokenizer, or ``init_from``'s (fine-tuning)."""
+    torch.manual_seed(train_cfg.seed)
+    if init_from is not None:
+        model, tokenizer, _ = load_checkpoint(init_from)
+        model.train()
+    else:
+        tokenizer = train_tokenizer(load_split(data, "train"), data.vocab_size)
+        vocab = tokenizer.vocab_size
+        model = Seq2Seq(ModelConfig(src_vocab_size=vocab, tgt_vocab_size=vocab, **model_options))
+    state_dir = out_dir / "train_state"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(state_dir / "tokenizer.json")
+    run = {
+        "data": asdict(data),
+        "model": model.config.to_dict(),
+        "train": asdict(train_cfg),
+        "device": device,
+        "command": command,
+        "init_from": str(init_from) if init_from else None,
+    }
+    (state_dir / "run.json").write_text(json.dumps(run, indent=2))
+    return _trainer(out_dir, data, model, tokenizer, train_cfg, device, command)
+
+
+def resume_run(out_dir: Path, max_steps: int | None = None, epochs: int | None = None) -> Trainer:
+    """Continues ``out_dir``'s run where its last saved state left off."""
+    state_dir = out_dir / "train_state"
+    if not (state_dir / "run.json").is_file():
+        raise CheckpointError(f"nothing to resume in {out_dir} (no train_state/run.json)")
+    run = json.loads((state_dir / "run.json").read_text())
+    data = DataConfig(**run["data"])
+    train = {**run["train"], **({"max_steps": max_steps} if max_steps is not None else {})}
+    train_cfg = TrainConfig(**{**train, **({"epochs": epochs} if epochs is not None else {})})
+    tokenizer = Tokenizer.load(state_dir / "tokenizer.json")
+    model = Seq2Seq(ModelConfig.from_dict(run["model"]))
+    trainer = _trainer(out_dir, data, model, tokenizer, train_cfg, run["device"], run["command"])
+    trainer.resume()
+    return trainer
+
+
+def _trainer(
+    out_dir: Path,
+    data: DataConfig,
+    model: Seq2Seq,
+    tokenizer: Tokenizer,
+    train_cfg: TrainConfig,
+    device: str,
+    command: str,
+) -> Trainer:
+    train_set, valid_set = datasets(data, tokenizer)
+    log.info(
+        "%d training pairs (%d target tokens), %d validation pairs, %s parameters",
+        len(train_set), train_set.target_tokens(), len(valid_set), f"{model.num_parameters():,}",
+    )
+    meta = {"data": asdict(data), "command": command}
+    return Trainer(
+        model, tokenizer, train_set, valid_set, train_cfg, out_dir, meta, resolve_device(device)
+    )
