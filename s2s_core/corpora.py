@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+from importlib import resources
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +38,19 @@ class Example:
 
 
 def chitchat_dialogues() -> list[list[str]]:
-    """Every Chit-Chat conversation as its list of turns (a sender's consecutive messages
-    joined), in a fixed order so that splits are reproducible."""
-    import chitchat_dataset
-
-    data = chitchat_dataset.Dataset()
-    dialogues = []
+    """Every Chit-Chat conversation with a reply, as its list of turns (a sender's
+    consecutive messages joined), without duplicates, in a fixed order so that splits
+    are reproducible."""
+    # Read the package's JSON directly: its own loader leaves the file open.
+    source = resources.files("chitchat_dataset").joinpath("dataset.json")
+    data = json.loads(source.read_text(encoding="utf-8"))
+    dialogues, seen = [], set()
     for key in sorted(data):
         turns = [" ".join(m["text"].strip() for m in group) for group in data[key]["messages"]]
         turns = [t for t in turns if t]
-        if len(turns) >= 2:
+        # Some conversations occur twice; a copy in train and in test would leak.
+        if len(turns) >= 2 and tuple(turns) not in seen:
+            seen.add(tuple(turns))
             dialogues.append(turns)
     return dialogues
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from s2s_core.special import PAD_ID
+from s2s_core.special import PAD_ID, UNK_ID
 
 CELLS = ("lstm", "gru")
 ATTENTIONS = (None, "luong")
@@ -38,8 +38,9 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
-        if min(self.src_vocab_size, self.tgt_vocab_size) <= PAD_ID + 3:
-            raise ValueError("ModelConfig vocab sizes must exceed the 4 special tokens")
+        for name in ("src_vocab_size", "tgt_vocab_size"):
+            if getattr(self, name) <= UNK_ID + 1:
+                raise ValueError(f"ModelConfig.{name} must exceed the 4 special tokens")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.cell not in CELLS:

@@ -23,7 +23,7 @@ from torch import Tensor
 from s2s_core.decoding.config import DecodeConfig, length_penalty
 from s2s_core.decoding.constraints import block_repeats, block_source, block_specials
 from s2s_core.decoding.search import Candidates, make_search
-from s2s_core.special import EOS_ID
+from s2s_core.special import EOS_ID, SOS_ID
 
 NEG_INF = float("-inf")
 # How often (in steps) to ask whether every source is done: each ask is a device sync.
@@ -49,7 +49,7 @@ class Pool:
         )
 
     def add(self, scores: Tensor, log_probs: Tensor, tokens: Tensor, lengths: Tensor) -> None:
-        """Merges new entries (``scores`` [batch, m], -inf = none) keeping the best."""
+        """Merges new entries (``scores`` [batch, m], -inf = none), keeping the best."""
         all_scores = torch.cat([self.scores, scores], dim=1)
         best, idx = all_scores.topk(self.scores.size(1), dim=1)
         self.scores = best
@@ -58,43 +58,70 @@ class Pool:
         all_tokens = torch.cat([self.tokens, tokens], dim=1)
         self.tokens = all_tokens.gather(1, idx.unsqueeze(-1).expand(-1, -1, all_tokens.size(-1)))
 
+    def merge_groups(self, groups: int, n_best: int) -> Pool:
+        """Per-group pools (rows ``batch * groups``) → one pool per source, best first; a
+        sequence that several groups reached is kept once."""
+        batch = self.scores.size(0) // groups
+        tokens = self.tokens.view(batch, -1, self.tokens.size(-1))
+        lengths = self.lengths.view(batch, -1)
+        scores = self.scores.view(batch, -1)
+        if groups > 1:
+            same = _same_sequences(tokens, lengths, tokens, lengths)
+            earlier = torch.ones_like(same[0]).tril(diagonal=-1)
+            scores = scores.masked_fill((same & earlier).any(dim=2), NEG_INF)
+        merged = Pool.empty(batch, n_best, tokens.size(-1), scores.device)
+        merged.add(scores, self.log_probs.view(batch, -1), tokens, lengths)
+        return merged
+
+
+def _same_sequences(a: Tensor, a_len: Tensor, b: Tensor, b_len: Tensor) -> Tensor:
+    """[batch, m, n]: a[:, i] and b[:, j] hold the same tokens up to their (equal) length."""
+    positions = torch.arange(a.size(-1), device=a.device)
+    a = a.masked_fill(positions >= a_len.unsqueeze(-1), -1)  # ignore stale tails
+    b = b.masked_fill(positions >= b_len.unsqueeze(-1), -1)
+    return (a.unsqueeze(2) == b.unsqueeze(1)).all(dim=-1)
+
 
 class BeamSearch:
+    """One search over ``batch`` sources. With beam groups (Hamming diversity) each group
+    keeps its own pool of ``ceil(n_best / groups)`` and its own stopping test, so that the
+    n-best list draws on every group instead of the likeliest group crowding out the rest."""
+
     def __init__(self, model: Any, cfg: DecodeConfig, batch: int, device: torch.device) -> None:
         self.model, self.cfg = model, cfg
         self.batch, self.beam = batch, cfg.beam_size
         self.search = make_search(cfg)
+        self.groups = self.search.groups
+        self.size = self.beam // self.groups  # beams per group
         self.device = device
-        size = self.beam // self.search.groups
         # Beams that start alive: the first of each group (the others would duplicate it).
         self.cum = torch.full((batch, self.beam), NEG_INF, device=device)
-        self.cum[:, ::size] = 0.0
+        self.cum[:, :: self.size] = 0.0
         self.tokens = torch.zeros(batch, self.beam, cfg.max_len, dtype=torch.long, device=device)
-        self.pool = Pool.empty(batch, cfg.n_best, cfg.max_len, device)
-        self.done = torch.zeros(batch, dtype=torch.bool, device=device)
-        ar = torch.arange(batch, device=device).unsqueeze(1)
-        self.row_base = ar * self.beam  # [batch, 1]: first row of each source
+        per_group = -(-cfg.n_best // self.groups)
+        self.pool = Pool.empty(batch * self.groups, per_group, cfg.max_len, device)
+        self.done = torch.zeros(batch * self.groups, dtype=torch.bool, device=device)
+        self.row_base = torch.arange(batch, device=device).unsqueeze(1) * self.beam
 
     def run(self, state: Any, source_windows: Tensor | None) -> Pool:
         cfg = self.cfg
-        rows = self.batch * self.beam
-        state = self.model.reorder_state(state, torch.div(
-            torch.arange(rows, device=self.device), self.beam, rounding_mode="floor"))
-        prev = torch.full((rows,), 1, dtype=torch.long, device=self.device)  # <sos>
+        rows = torch.arange(self.batch * self.beam, device=self.device)
+        state = self.model.reorder_state(state, torch.div(rows, self.beam, rounding_mode="floor"))
+        prev = torch.full_like(rows, SOS_ID)
         for step in range(cfg.max_len):
             lprobs, state = self.model.decode_step(prev, state)
             lprobs = self._constrain(lprobs, step, source_windows)
             cand = self.search.step(lprobs.view(self.batch, self.beam, -1), self.cum)
             self._finalize(cand, step)
-            parents = self._advance(cand, step)
-            state = self.model.reorder_state(state, parents)
+            state = self.model.reorder_state(state, self._advance(cand, step))
             prev = self.tokens[:, :, step].reshape(-1)
             if step + 1 < cfg.max_len:
                 self._update_done(step)
                 if (step + 1) % DONE_CHECK_EVERY == 0 and bool(self.done.all()):
-                    return self.pool
-        self._cut_survivors()
-        return self.pool
+                    break
+        else:
+            self._cut_survivors()
+        return self.pool.merge_groups(self.groups, cfg.n_best)
 
     def _constrain(self, lprobs: Tensor, step: int, source_windows: Tensor | None) -> Tensor:
         cfg = self.cfg
@@ -111,46 +138,50 @@ class BeamSearch:
         return float(length_penalty(length, self.cfg.length_penalty, self.cfg.length_penalty_form))
 
     def _finalize(self, cand: Candidates, step: int) -> None:
-        """``<eos>`` among each group's top ``group_beam`` candidates ends a hypothesis."""
-        batch, groups, width = cand.tokens.shape
-        size = self.beam // groups
-        in_beam = torch.arange(width, device=self.device) < size
+        """``<eos>`` among a group's top ``size`` candidates ends a hypothesis."""
+        width = cand.tokens.size(-1)
+        in_beam = torch.arange(width, device=self.device) < self.size
         ends = (cand.tokens == EOS_ID) & in_beam & torch.isfinite(cand.scores)
-        ends &= ~self.done.view(-1, 1, 1)
-        scores = torch.where(ends, cand.scores / self._lp(step + 1), NEG_INF).view(batch, -1)
-        parents = cand.parents.view(batch, -1)
+        ends &= ~self.done.view(self.batch, self.groups, 1)
+        scores = torch.where(ends, cand.scores / self._lp(step + 1), NEG_INF)
+        parents = cand.parents.view(self.batch, -1)
         tokens = self.tokens.gather(1, parents.unsqueeze(-1).expand(-1, -1, self.cfg.max_len))
         tokens[:, :, step] = EOS_ID
-        lengths = torch.full_like(parents, step + 1)
-        self.pool.add(scores, cand.scores.view(batch, -1), tokens, lengths)
+        rows = self.batch * self.groups  # pool rows: one per (source, group)
+        self.pool.add(
+            scores.view(rows, width),
+            cand.scores.view(rows, width),
+            tokens.view(rows, width, -1),
+            torch.full((rows, width), step + 1, dtype=torch.long, device=self.device),
+        )
 
     def _advance(self, cand: Candidates, step: int) -> Tensor:
-        """Each group keeps its first ``group_beam`` non-``<eos>`` candidates; returns the
-        state rows (``[batch * beam]``) the new beams continue from."""
-        batch, groups, width = cand.tokens.shape
-        size = self.beam // groups
+        """Each group keeps its first ``size`` non-``<eos>`` candidates; returns the state
+        rows (``[batch * beam]``) the new beams continue from."""
+        width = cand.tokens.size(-1)
         rank = torch.arange(width, device=self.device)
         key = rank + width * (cand.tokens == EOS_ID).long()  # <eos> sorts last
-        keep = key.argsort(dim=-1)[..., :size]  # [batch, groups, size]
-        scores = cand.scores.gather(-1, keep).view(batch, self.beam)
-        tokens = cand.tokens.gather(-1, keep).view(batch, self.beam)
-        parents = cand.parents.gather(-1, keep).view(batch, self.beam)
+        keep = key.argsort(dim=-1)[..., : self.size]  # [batch, groups, size]
+        parents = cand.parents.gather(-1, keep).view(self.batch, self.beam)
         self.tokens = self.tokens.gather(1, parents.unsqueeze(-1).expand(-1, -1, self.cfg.max_len))
-        self.tokens[:, :, step] = tokens
-        self.cum = scores
+        self.tokens[:, :, step] = cand.tokens.gather(-1, keep).view(self.batch, self.beam)
+        self.cum = cand.scores.gather(-1, keep).view(self.batch, self.beam)
         return (self.row_base + parents).view(-1)
 
     def _update_done(self, step: int) -> None:
-        cfg = self.cfg
-        best_lp = max(self._lp(step + 2), self._lp(cfg.max_len))
-        reachable = self.cum.max(dim=1).values / best_lp
-        full = torch.isfinite(self.pool.scores[:, -1])
-        self.done |= full & (reachable <= self.pool.scores[:, -1])
+        best_lp = max(self._lp(step + 2), self._lp(self.cfg.max_len))
+        live = self.cum.view(-1, self.size).max(dim=1).values  # per (source, group)
+        worst = self.pool.scores[:, -1]
+        self.done |= torch.isfinite(worst) & (live / best_lp <= worst)
 
     def _cut_survivors(self) -> None:
         """At ``max_len`` the live hypotheses end without ``<eos>`` and join the pool."""
-        max_len = self.cfg.max_len
-        alive = torch.isfinite(self.cum) & ~self.done.unsqueeze(1)
-        scores = torch.where(alive, self.cum / self._lp(max_len), NEG_INF)
-        lengths = torch.full_like(self.tokens[:, :, 0], max_len)
-        self.pool.add(scores, self.cum, self.tokens, lengths)
+        max_len, rows = self.cfg.max_len, self.batch * self.groups
+        cum = self.cum.view(rows, self.size)
+        alive = torch.isfinite(cum) & ~self.done.unsqueeze(1)
+        self.pool.add(
+            torch.where(alive, cum / self._lp(max_len), NEG_INF),
+            cum,
+            self.tokens.view(rows, self.size, max_len),
+            torch.full((rows, self.size), max_len, dtype=torch.long, device=self.device),
+        )
