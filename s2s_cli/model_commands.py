@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from s2s_cli.options import decode_config_from_options, fail
+from s2s_cli.options import command_line, decode_config_from_options, fail, one_line
 
 bench_app = typer.Typer(help="Benchmarks that print JSON against a same-run baseline.")
 
@@ -18,10 +17,15 @@ ModelDir = Annotated[Path, typer.Option("--model", help="Checkpoint folder.")]
 
 
 def train(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Run folder: best checkpoint and resumable state.")],
-    task: Annotated[str, typer.Option(help="chitchat | tsv | jsonl | copy | reverse | sort")] = "chitchat",
+    task: Annotated[
+        str, typer.Option(help="chitchat | tsv | jsonl | copy | reverse | sort")
+    ] = "chitchat",
     data: Annotated[Path | None, typer.Option(help="Data file for tsv / jsonl.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out where it stopped.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out where it stopped.")
+    ] = False,
     init_from: Annotated[Path | None, typer.Option(help="Fine-tune this checkpoint.")] = None,
     vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 8000,
     context_turns: Annotated[int, typer.Option(help="Dialogue turns in a source.")] = 3,
@@ -42,7 +46,9 @@ def train(
     warmup: Annotated[int, typer.Option(help="Warmup steps.")] = 200,
     clip: Annotated[float, typer.Option(help="Gradient-norm clip.")] = 1.0,
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = 0.0,
-    tf_schedule: Annotated[str, typer.Option(help="constant | linear | inverse_sigmoid")] = "constant",
+    tf_schedule: Annotated[
+        str, typer.Option(help="constant | linear | inverse_sigmoid")
+    ] = "constant",
     tf_ratio: Annotated[float, typer.Option(help="Teacher forcing ratio (at start).")] = 1.0,
     tf_floor: Annotated[float, typer.Option(help="Final ratio of decaying schedules.")] = 0.0,
     tf_decay_steps: Annotated[int, typer.Option(help="Steps of the decay.")] = 10_000,
@@ -62,22 +68,41 @@ def train(
             trainer = resume_run(out, max_steps=max_steps)
         else:
             data_cfg = DataConfig(
-                task, str(data) if data else None, vocab_size, context_turns,
-                max_src_len, max_tgt_len, limit=limit,
+                task,
+                str(data) if data else None,
+                vocab_size,
+                context_turns,
+                max_src_len,
+                max_tgt_len,
+                limit=limit,
             )
             model_options = {
-                "emb_dim": emb_dim, "hidden_dim": hidden_dim, "n_layers": layers,
-                "dropout": dropout, "cell": cell, "bidirectional": bidirectional,
+                "emb_dim": emb_dim,
+                "hidden_dim": hidden_dim,
+                "n_layers": layers,
+                "dropout": dropout,
+                "cell": cell,
+                "bidirectional": bidirectional,
                 "attention": None if attention == "none" else attention,
                 "tie_embeddings": tie_embeddings,
             }
             train_cfg = TrainConfig(
-                epochs=epochs, batch_size=batch_size, lr=lr, warmup_steps=warmup, clip=clip,
-                label_smoothing=label_smoothing, tf_schedule=tf_schedule, tf_ratio=tf_ratio,
-                tf_floor=tf_floor, tf_decay_steps=tf_decay_steps, patience=patience,
-                seed=seed, max_steps=max_steps, threads=threads,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                warmup_steps=warmup,
+                clip=clip,
+                label_smoothing=label_smoothing,
+                tf_schedule=tf_schedule,
+                tf_ratio=tf_ratio,
+                tf_floor=tf_floor,
+                tf_decay_steps=tf_decay_steps,
+                patience=patience,
+                seed=seed,
+                max_steps=max_steps,
+                threads=threads,
             )
-            command = "s2s train " + shlex.join(sys.argv[2:])
+            command = command_line(ctx)
             trainer = new_run(out, data_cfg, model_options, train_cfg, device, init_from, command)
         trainer.show_progress = progress
     except (ValueError, OSError) as exc:
@@ -90,7 +115,9 @@ def evaluate(
     model: ModelDir,
     split: Annotated[str, typer.Option(help="train | valid | test")] = "test",
     limit: Annotated[int | None, typer.Option(help="First N pairs of the split.")] = None,
-    strategies: Annotated[str, typer.Option(help="Comma list: ppl,greedy,beam,sibling,hamming,sample, or 'ppl'.")] = "ppl",
+    strategies: Annotated[
+        str, typer.Option(help="Comma list: ppl,greedy,beam,sibling,hamming,sample, or 'ppl'.")
+    ] = "ppl",
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
@@ -102,17 +129,16 @@ def evaluate(
     try:
         net, tokenizer, meta = load_checkpoint(model, device)
         data = DataConfig(**meta.get("data", {}))
+        names = [s.strip() for s in strategies.split(",") if s.strip()]
+        configs = {n: decode_config_from_options(n, meta) for n in names if n != "ppl"}
         examples = load_split(data, split)[:limit]
     except (ValueError, OSError, TypeError) as exc:
         fail(str(exc))
     result: dict[str, Any] = {"model": str(model), "split": split, "pairs": len(examples)}
-    names = [s.strip() for s in strategies.split(",") if s.strip()]
-    for name in names:
-        if name == "ppl":
-            result["perplexity"] = evaluate_perplexity(net, tokenizer, examples, data)
-        else:
-            cfg = decode_config_from_options(name, meta)
-            result[name] = evaluate_generation(net, tokenizer, examples, data, cfg, progress=True)
+    if "ppl" in names:
+        result["perplexity"] = evaluate_perplexity(net, tokenizer, examples, data)
+    for name, cfg in configs.items():
+        result[name] = evaluate_generation(net, tokenizer, examples, data, cfg, progress=True)
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if output:
         output.write_text(text)
@@ -121,7 +147,9 @@ def evaluate(
 
 def generate(
     model: ModelDir,
-    strategy: Annotated[str, typer.Option(help="greedy | beam | sibling | hamming | sample")] = "beam",
+    strategy: Annotated[
+        str, typer.Option(help="greedy | beam | sibling | hamming | sample")
+    ] = "beam",
     beam_size: Annotated[int, typer.Option(help="Beam width.")] = 5,
     n_best: Annotated[int, typer.Option(help="Print this many scored alternatives.")] = 1,
     max_len: Annotated[int, typer.Option(help="Maximum output tokens.")] = 40,
@@ -137,8 +165,13 @@ def generate(
     try:
         net, tokenizer, meta = load_checkpoint(model, device)
         cfg = decode_config_from_options(
-            strategy, meta, beam_size=beam_size, n_best=n_best, max_len=max_len,
-            length_penalty=length_penalty, seed=seed,
+            strategy,
+            meta,
+            beam_size=beam_size,
+            n_best=n_best,
+            max_len=max_len,
+            length_penalty=length_penalty,
+            seed=seed,
         )
     except (ValueError, OSError) as exc:
         fail(str(exc))
@@ -149,10 +182,10 @@ def generate(
         sources = [(tokenizer.encode(line) or [3])[-max_src:] for line in chunk]
         for hyps in run_generate(net, sources, cfg):
             if n_best == 1:
-                typer.echo(tokenizer.decode(hyps[0].tokens))
+                typer.echo(one_line(tokenizer.decode(hyps[0].tokens)))
             else:
                 for hyp in hyps:
-                    typer.echo(f"{hyp.score:.4f}\t{tokenizer.decode(hyp.tokens)}")
+                    typer.echo(f"{hyp.score:.4f}\t{one_line(tokenizer.decode(hyp.tokens))}")
                 typer.echo("")
 
 

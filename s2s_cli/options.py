@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import unicodedata
 from typing import Any, NoReturn
 
 import typer
@@ -30,6 +32,27 @@ def decode_config_from_options(name: str, meta: dict[str, Any], **overrides: Any
         settings.pop("beam_size", None)
         settings["n_best"] = settings.get("n_best", 1)
     return DecodeConfig.from_dict(settings)
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The command as a user would retype it: every option that differs from its default."""
+    parts = [f"s2s {ctx.info_name}"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if value == param.default or value is None:
+            continue
+        flag = "--" + (param.name or "").replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + flag[2:])
+        else:
+            parts.append(f"{flag} {shlex.quote(str(value))}")
+    return " ".join(parts)
+
+
+def one_line(text: str) -> str:
+    """Control characters and line separators become spaces, so one output stays one line
+    (a byte-level model can emit any character, newlines included)."""
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
 
 
 def fail(message: str) -> NoReturn:

@@ -96,7 +96,9 @@ def _read_json(path: Path, directory: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"checkpoint {directory}: {path.name} is not valid JSON ({exc})")
+        raise CheckpointError(
+            f"checkpoint {directory}: {path.name} is not valid JSON ({exc})"
+        ) from None
 
 
 def _read_config(directory: Path) -> ModelConfig:
@@ -115,14 +117,18 @@ def _read_tokenizer(directory: Path) -> Tokenizer:
     try:
         return Tokenizer.load(directory / "tokenizer.json")
     except Exception as exc:  # the Rust backend raises its own exception type
-        raise CheckpointError(f"checkpoint {directory}: unreadable tokenizer.json ({exc})") from None
+        raise CheckpointError(
+            f"checkpoint {directory}: unreadable tokenizer.json ({exc})"
+        ) from None
 
 
 def _load_weights(directory: Path, model: Seq2Seq) -> None:
     try:
         tensors = load_file(str(directory / "model.safetensors"))
     except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"checkpoint {directory}: unreadable model.safetensors ({exc})")
+        raise CheckpointError(
+            f"checkpoint {directory}: unreadable model.safetensors ({exc})"
+        ) from None
     expected = {k: v for k, v in model.state_dict().items() if not _is_tied_copy(model, k)}
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import random
-from importlib import resources
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 SPEAKERS = ("user", "bot")

@@ -70,4 +70,3 @@ def evaluate_generation(
             for ex, text in zip(examples[:12], texts[:12], strict=False)
         ],
     }
-

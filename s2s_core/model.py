@@ -108,12 +108,35 @@ class Encoder(nn.Module):
         self.rnn = _make_rnn(cfg, cfg.emb_dim, cfg.bidirectional)
 
     def forward(self, src: Tensor, lengths: Tensor) -> tuple[Tensor, RnnState]:
+        """Outputs ``[batch, src_len, hidden * directions]`` (zero on padding) and the state
+        after each row's last real token: padding never leaks into either."""
         emb = self.dropout(self.embedding(src))  # emb: [batch, src_len, emb]
-        # Packing makes the final state that of the last real token: padding never leaks.
+        if self.rnn.bidirectional:
+            return self._packed(emb, lengths, None)
+        # Packed sequences run step by step on CPU; the prefix every row fills is run as one
+        # dense call, and only the ragged tail is packed.
+        shortest = int(lengths.min())
+        head, state = self.rnn(emb[:, :shortest])
+        if shortest == src.size(1):
+            return head, _as_tuple(state)
+        rows = (lengths > shortest).nonzero().squeeze(1)
+        start = tuple(part.index_select(1, rows) for part in _as_tuple(state))
+        tail, tail_state = self._packed(emb[rows, shortest:], lengths[rows] - shortest, start)
+        outputs = head.new_zeros(src.size(0), src.size(1) - shortest, head.size(2))
+        outputs = torch.cat([head, outputs.index_copy(0, rows, tail)], dim=1)
+        merged = tuple(
+            part.index_copy(1, rows, new)
+            for part, new in zip(_as_tuple(state), tail_state, strict=True)
+        )
+        return outputs, merged
+
+    def _packed(
+        self, emb: Tensor, lengths: Tensor, state: RnnState | None
+    ) -> tuple[Tensor, RnnState]:
         packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_out, state = self.rnn(packed)
-        outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))
-        return outputs, _as_tuple(state)  # outputs: [batch, src_len, hidden * directions]
+        packed_out, final = self.rnn(packed, None if state is None else _for_rnn(state))
+        outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=emb.size(1))
+        return outputs, _as_tuple(final)
 
 
 class Bridge(nn.Module):
@@ -174,13 +197,17 @@ class Decoder(nn.Module):
     def forward(self, tokens: Tensor, state: DecodeState) -> tuple[Tensor, RnnState]:
         emb = self.dropout(self.embedding(tokens))  # emb: [batch, steps, emb]
         outputs, rnn = self.rnn(emb, _for_rnn(state.rnn))  # outputs: [batch, steps, hidden]
+        return self.head(outputs, state.memory), _as_tuple(rnn)
+
+    def head(self, outputs: Tensor, memory: Memory | None) -> Tensor:
+        """RNN outputs ``[batch, steps, hidden]`` → logits ``[batch, steps, vocab]``."""
         if self.attention is not None:
-            assert state.memory is not None
-            outputs = self.attention(outputs, state.memory)
+            assert memory is not None
+            outputs = self.attention(outputs, memory)
         outputs = self.dropout(outputs)
         if self.out_proj is not None:
             outputs = self.out_proj(outputs)
-        return self.out(outputs), _as_tuple(rnn)  # logits: [batch, steps, vocab]
+        return self.out(outputs)
 
 
 class Seq2Seq(nn.Module):

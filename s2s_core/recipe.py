@@ -28,7 +28,7 @@ from s2s_core.corpora import (
 from s2s_core.data import PairDataset
 from s2s_core.model import ModelConfig, Seq2Seq
 from s2s_core.tokenizer import Tokenizer
-from s2s_core.train import Trainer, TrainConfig, resolve_device
+from s2s_core.train import TrainConfig, Trainer, resolve_device
 
 log = logging.getLogger(__name__)
 TASKS = ("chitchat", "tsv", "jsonl", *SYNTHETIC_TASKS)
@@ -74,7 +74,11 @@ def _split_rows(rows: list[Example], split: str, seed: int) -> list[Example]:
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     n_eval = max(1, len(rows) // 20)
-    chosen = {"valid": order[:n_eval], "test": order[n_eval : 2 * n_eval], "train": order[2 * n_eval :]}
+    chosen = {
+        "valid": order[:n_eval],
+        "test": order[n_eval : 2 * n_eval],
+        "train": order[2 * n_eval :],
+    }
     return [rows[i] for i in sorted(chosen[split])]
 
 
@@ -84,8 +88,12 @@ def train_tokenizer(examples: list[Example], vocab_size: int) -> Tokenizer:
 
 
 def datasets(data: DataConfig, tokenizer: Tokenizer) -> tuple[PairDataset, PairDataset]:
-    train = PairDataset.from_examples(load_split(data, "train"), tokenizer, data.max_src_len, data.max_tgt_len)
-    valid = PairDataset.from_examples(load_split(data, "valid"), tokenizer, data.max_src_len, data.max_tgt_len)
+    train = PairDataset.from_examples(
+        load_split(data, "train"), tokenizer, data.max_src_len, data.max_tgt_len
+    )
+    valid = PairDataset.from_examples(
+        load_split(data, "valid"), tokenizer, data.max_src_len, data.max_tgt_len
+    )
     return train, valid
 
 
@@ -150,7 +158,10 @@ def _trainer(
     train_set, valid_set = datasets(data, tokenizer)
     log.info(
         "%d training pairs (%d target tokens), %d validation pairs, %s parameters",
-        len(train_set), train_set.target_tokens(), len(valid_set), f"{model.num_parameters():,}",
+        len(train_set),
+        train_set.target_tokens(),
+        len(valid_set),
+        f"{model.num_parameters():,}",
     )
     meta = {"data": asdict(data), "command": command}
     return Trainer(

@@ -91,12 +91,14 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
 
 
 @torch.no_grad()
-def evaluate_loss(model: Seq2Seq, data: PairDataset, batch_size: int, device: torch.device) -> float:
+def evaluate_loss(
+    model: Seq2Seq, data: PairDataset, batch_size: int, device: torch.device
+) -> float:
     """Mean per-token negative log-likelihood with teacher forcing, in eval mode."""
     was_training = model.training
     model.eval()
     total, tokens = 0.0, 0
-    for indices in BucketBatchSampler(data.lengths(), batch_size, 0, shuffle=False):
+    for indices in BucketBatchSampler(data.bucket_keys(), batch_size, 0, shuffle=False):
         src, tgt = (t.to(device) for t in collate([data[i] for i in indices]))
         with autocast(device):
             logits = model(src, tgt)
@@ -125,7 +127,7 @@ class Trainer:
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
         self.sampler = BucketBatchSampler(
-            self.train_set.lengths(), self.cfg.batch_size, self.cfg.seed
+            self.train_set.bucket_keys(), self.cfg.batch_size, self.cfg.seed
         )
         self.progress = TrainProgress()
         self.state_dir = self.out_dir / "train_state"
@@ -164,11 +166,16 @@ class Trainer:
             disable=not self.show_progress,
             dynamic_ncols=True,
         )
-        last_save, window_loss, window_tokens, window_start = time.monotonic(), 0.0, 0, time.monotonic()
+        last_save, window_loss, window_tokens, window_start = (
+            time.monotonic(),
+            0.0,
+            0,
+            time.monotonic(),
+        )
         with bar:
             while p.batch_in_epoch < len(batches) and not self._max_steps_reached():
-                batch = self._batch(batches[p.batch_in_epoch])
-                loss = self._step(batch)
+                batch = self.make_batch(batches[p.batch_in_epoch])
+                loss = self.train_step(batch)
                 p.batch_in_epoch += 1
                 window_loss += loss * batch.tokens
                 window_tokens += batch.tokens
@@ -182,12 +189,14 @@ class Trainer:
                     self._save_state()
                     last_save = time.monotonic()
 
-    def _batch(self, indices: list[int]) -> Batch:
+    def make_batch(self, indices: list[int]) -> Batch:
+        """Pads the training pairs at ``indices`` onto the device."""
         src, tgt = collate([self.train_set[i] for i in indices])
         tokens = int((tgt[:, 1:] != PAD_ID).sum())
         return Batch(src.to(self.device), tgt.to(self.device), tokens)
 
-    def _step(self, batch: Batch) -> float:
+    def train_step(self, batch: Batch) -> float:
+        """One optimizer step; returns the batch's mean token loss."""
         cfg, p = self.cfg, self.progress
         lr = warmup_lr(cfg.lr, p.step, cfg.warmup_steps, p.lr_factor)
         for group in self.optimizer.param_groups:
@@ -218,7 +227,12 @@ class Trainer:
             "lr": warmup_lr(cfg.lr, p.step, cfg.warmup_steps, p.lr_factor),
         }
         p.history.append(record)
-        log.info("epoch %.2f: valid loss %.4f, ppl %.2f", record["epoch"], valid_loss, record["valid_ppl"])
+        log.info(
+            "epoch %.2f: valid loss %.4f, ppl %.2f",
+            record["epoch"],
+            valid_loss,
+            record["valid_ppl"],
+        )
         if valid_loss < p.best_valid_loss:
             p.best_valid_loss, p.bad_epochs = valid_loss, 0
             p.best = record

@@ -1,7 +1,7 @@
 """Resumable training state, stored without pickle: tensors in safetensors, the rest in JSON.
 
-    train_state/state.safetensors   model weights + Adam moments, by parameter index
-    train_state/progress.json       position (epoch, batch), counters, curve, history
+train_state/state.safetensors   model weights + Adam moments, by parameter index
+train_state/progress.json       position (epoch, batch), counters, curve, history
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ class BeamSearch:
 
     def _constrain(self, lprobs: Tensor, step: int, source_windows: Tensor | None) -> Tensor:
         cfg = self.cfg
-        lprobs = lprobs.clone()
+        # In place: the blocked entries are never chosen, so reported scores are unchanged.
         block_specials(lprobs, step, cfg.min_len)
         history = self.tokens[:, :, :step].reshape(lprobs.size(0), step)
         if cfg.no_repeat_ngram:

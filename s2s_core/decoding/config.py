@@ -46,9 +46,7 @@ class DecodeConfig:
         if self.num_groups is not None:
             _int_at_least("num_groups", self.num_groups, 1)
         if self.diversity == "hamming" and self.beam_size % self.groups != 0:
-            raise ValueError(
-                f"num_groups ({self.groups}) must divide beam_size ({self.beam_size})"
-            )
+            raise ValueError(f"num_groups ({self.groups}) must divide beam_size ({self.beam_size})")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:

@@ -19,9 +19,10 @@ from s2s_core.special import PAD_ID
 class Decodable(Protocol):
     """What decoding needs of a model (``Seq2Seq`` has it; tests use hand-written fakes)."""
 
-    src_vocab_size: int
-    tgt_vocab_size: int
-
+    @property
+    def src_vocab_size(self) -> int: ...
+    @property
+    def tgt_vocab_size(self) -> int: ...
     def encode(self, src: Tensor) -> Any: ...
     def decode_step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]: ...
     def reorder_state(self, state: Any, index: Tensor) -> Any: ...
@@ -74,8 +75,9 @@ def _device(model: Any) -> torch.device:
 
 def _decode(model: Any, src: Tensor, cfg: DecodeConfig, device: torch.device) -> Pool:
     batch = src.size(0)
-    per_source = cfg.beam_size if cfg.strategy == "beam" else (
-        cfg.n_best if cfg.strategy == "sample" else 1)
+    per_source = (
+        cfg.beam_size if cfg.strategy == "beam" else (cfg.n_best if cfg.strategy == "sample" else 1)
+    )
     rows_of_source = torch.arange(batch * per_source, device=device) // per_source
     windows = None
     if cfg.block_source_ngram:
@@ -100,9 +102,11 @@ def _hypotheses(pool: Pool) -> list[list[Hypothesis]]:
     tokens, lengths = pool.tokens.tolist(), pool.lengths.tolist()
     out = []
     for b in range(len(scores)):
-        out.append([
-            Hypothesis(tokens[b][i][: lengths[b][i]], scores[b][i], log_probs[b][i])
-            for i in range(len(scores[b]))
-            if scores[b][i] != float("-inf")
-        ])
+        out.append(
+            [
+                Hypothesis(tokens[b][i][: lengths[b][i]], scores[b][i], log_probs[b][i])
+                for i in range(len(scores[b]))
+                if scores[b][i] != float("-inf")
+            ]
+        )
     return out

@@ -46,16 +46,16 @@ def decode_rows(
     prev = torch.full((rows,), SOS_ID, dtype=torch.long, device=device)
     for step in range(cfg.max_len):
         lprobs, state = model.decode_step(prev, state)
-        allowed = lprobs.clone()
-        block_specials(allowed, step, cfg.min_len)
+        # Blocked in place: a blocked token is never chosen, so scores stay the model's.
+        block_specials(lprobs, step, cfg.min_len)
         if cfg.no_repeat_ngram:
-            block_repeats(allowed, tokens[:, :step], cfg.no_repeat_ngram)
+            block_repeats(lprobs, tokens[:, :step], cfg.no_repeat_ngram)
         if source_windows is not None:
-            block_source(allowed, tokens[:, :step], source_windows, cfg.block_source_ngram)
+            block_source(lprobs, tokens[:, :step], source_windows, cfg.block_source_ngram)
         if generator is None:
-            token = allowed.argmax(dim=-1)
+            token = lprobs.argmax(dim=-1)
         else:
-            logits = filter_logits(allowed / cfg.temperature, cfg.top_k, cfg.top_p)
+            logits = filter_logits(lprobs / cfg.temperature, cfg.top_k, cfg.top_p)
             token = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)
         token = token.masked_fill(finished, PAD_ID)
         gained = lprobs.gather(1, token.unsqueeze(1)).squeeze(1)
@@ -74,7 +74,9 @@ def rows_to_pool(
     tokens: Tensor, lengths: Tensor, log_probs: Tensor, cfg: DecodeConfig, per_source: int
 ) -> Pool:
     """Groups ``per_source`` consecutive rows into each source's pool, best score first."""
-    scores = log_probs / length_penalty(lengths.float(), cfg.length_penalty, cfg.length_penalty_form)
+    scores = log_probs / length_penalty(
+        lengths.float(), cfg.length_penalty, cfg.length_penalty_form
+    )
     batch = tokens.size(0) // per_source
     pool = Pool.empty(batch, per_source, cfg.max_len, tokens.device)
     pool.add(

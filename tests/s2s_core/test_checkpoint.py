@@ -21,7 +21,8 @@ def logits_of(model: torch.nn.Module) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(
-    "variant", [{}, {"attention": "luong", "bidirectional": True}, {"tie_embeddings": True, "cell": "gru"}]
+    "variant",
+    [{}, {"attention": "luong", "bidirectional": True}, {"tie_embeddings": True, "cell": "gru"}],
 )
 def test_round_trip_gives_identical_logits(
     tmp_path: Path, tiny_tokenizer: Tokenizer, variant: dict[str, object]

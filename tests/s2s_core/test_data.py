@@ -17,7 +17,14 @@ from s2s_core.corpora import (
     split_dialogues,
     synthetic_sequences,
 )
-from s2s_core.data import BucketBatchSampler, PairDataset, collate, context_ids, pad_batch, target_ids
+from s2s_core.data import (
+    BucketBatchSampler,
+    PairDataset,
+    collate,
+    context_ids,
+    pad_batch,
+    target_ids,
+)
 from s2s_core.special import BOT_ID, EOS_ID, SOS_ID, USER_ID
 
 
@@ -64,7 +71,7 @@ def test_tsv(tmp_path: Path) -> None:
     ]
     bad = tmp_path / "bad.tsv"
     bad.write_text("hello\tbonjour\nno tab here\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="bad.tsv:2"):
+    with pytest.raises(ValueError, match=r"bad\.tsv:2"):
         read_tsv(bad)
 
 

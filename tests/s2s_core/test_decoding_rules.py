@@ -15,7 +15,9 @@ EPS = 1e-4
 
 
 def test_length_penalty_flips_the_winner() -> None:
-    model = TableModel({(): {EOS_ID: 0.55, A: 0.45 - 5 * EPS}, (A,): {B: 0.8}, (A, B): {EOS_ID: 0.8}})
+    model = TableModel(
+        {(): {EOS_ID: 0.55, A: 0.45 - 5 * EPS}, (A,): {B: 0.8}, (A, B): {EOS_ID: 0.8}}
+    )
     short = generate(model, [[A]], DecodeConfig(beam_size=2, max_len=5, length_penalty=0.0))
     long = generate(model, [[A]], DecodeConfig(beam_size=2, max_len=5, length_penalty=1.0))
     assert short[0][0].tokens == [EOS_ID]
@@ -27,7 +29,9 @@ def test_length_penalty_flips_the_winner() -> None:
 
 
 def test_gnmt_penalty_form() -> None:
-    model = TableModel({(): {EOS_ID: 0.55, A: 0.45 - 5 * EPS}, (A,): {B: 0.8}, (A, B): {EOS_ID: 0.8}})
+    model = TableModel(
+        {(): {EOS_ID: 0.55, A: 0.45 - 5 * EPS}, (A,): {B: 0.8}, (A, B): {EOS_ID: 0.8}}
+    )
     cfg = DecodeConfig(beam_size=2, max_len=5, length_penalty=1.0, length_penalty_form="gnmt")
     hyp = generate(model, [[A]], cfg)[0][0]
     lp = {1: 1.0, 3: 8 / 6}[len(hyp.tokens)]
@@ -37,12 +41,14 @@ def test_gnmt_penalty_form() -> None:
 def test_search_waits_for_a_hypothesis_normalization_can_still_lift() -> None:
     """[eos] finishes first; "a b c <eos>" is far less likely but wins per token. A stopping
     rule that forgot the longer lengths a live hypothesis may reach would stop at [eos]."""
-    model = TableModel({
-        (): {EOS_ID: 0.7, A: 0.25},
-        (A,): {B: 0.99},
-        (A, B): {C: 0.99},
-        (A, B, C): {EOS_ID: 0.99},
-    })
+    model = TableModel(
+        {
+            (): {EOS_ID: 0.7, A: 0.25},
+            (A,): {B: 0.99},
+            (A, B): {C: 0.99},
+            (A, B, C): {EOS_ID: 0.99},
+        }
+    )
     hyp = generate(model, [[A]], DecodeConfig(beam_size=2, max_len=4, length_penalty=1.0))[0][0]
     assert hyp.tokens == [A, B, C, EOS_ID]
     assert hyp.score == pytest.approx(model.sequence_log_prob(hyp.tokens) / 4, abs=1e-6)
@@ -72,8 +78,15 @@ def test_hamming_groups_differ_where_plain_beam_does_not() -> None:
     )
     plain = generate(model, [[A]], DecodeConfig(beam_size=2, n_best=2, max_len=3, length_penalty=0))
     assert [h.tokens for h in plain[0]] == [[A, C, EOS_ID], [A, D, EOS_ID]]
-    cfg = DecodeConfig(beam_size=2, n_best=2, max_len=3, length_penalty=0, diversity="hamming",
-                       num_groups=2, diversity_strength=2.0)
+    cfg = DecodeConfig(
+        beam_size=2,
+        n_best=2,
+        max_len=3,
+        length_penalty=0,
+        diversity="hamming",
+        num_groups=2,
+        diversity_strength=2.0,
+    )
     diverse = generate(model, [[A]], cfg)
     assert [h.tokens for h in diverse[0]] == [[A, C, EOS_ID], [B, C, EOS_ID]]
     # The reported score is the model's own, without the penalty that steered the search.
@@ -89,8 +102,14 @@ def test_sibling_rank_penalty_spreads_parents() -> None:
     )
     plain = generate(model, [[A]], DecodeConfig(beam_size=2, n_best=2, max_len=3, length_penalty=0))
     assert [h.tokens[:2] for h in plain[0]] == [[A, C], [A, D]]
-    cfg = DecodeConfig(beam_size=2, n_best=2, max_len=3, length_penalty=0, diversity="sibling",
-                       diversity_strength=1.0)
+    cfg = DecodeConfig(
+        beam_size=2,
+        n_best=2,
+        max_len=3,
+        length_penalty=0,
+        diversity="sibling",
+        diversity_strength=1.0,
+    )
     diverse = generate(model, [[A]], cfg)
     assert [h.tokens[:2] for h in diverse[0]] == [[A, C], [B, C]]
     assert diverse[0][1].score == pytest.approx(model.sequence_log_prob([B, C, EOS_ID]), abs=1e-6)
@@ -110,9 +129,13 @@ def test_block_source_ngram_stops_parroting() -> None:
     model = TableModel({(): {A: 0.9}, (A,): {B: 0.9}, (A, B): {EOS_ID: 0.9}}, default={EOS_ID: 0.5})
     parrot = generate(model, [[A, B]], DecodeConfig(strategy="greedy", max_len=4))
     assert parrot[0][0].tokens == [A, B, EOS_ID]
-    blocked = generate(model, [[A, B]], DecodeConfig(strategy="greedy", max_len=4, block_source_ngram=2))
+    blocked = generate(
+        model, [[A, B]], DecodeConfig(strategy="greedy", max_len=4, block_source_ngram=2)
+    )
     assert blocked[0][0].tokens[:2] != [A, B]
-    other_source = generate(model, [[A, C]], DecodeConfig(strategy="greedy", max_len=4, block_source_ngram=2))
+    other_source = generate(
+        model, [[A, C]], DecodeConfig(strategy="greedy", max_len=4, block_source_ngram=2)
+    )
     assert other_source[0][0].tokens == [A, B, EOS_ID]
 
 
@@ -121,7 +144,9 @@ def test_same_seed_same_sample() -> None:
     cfg = DecodeConfig(strategy="sample", n_best=4, max_len=8, seed=123)
     first, second = generate(model, [[A], [B]], cfg), generate(model, [[A], [B]], cfg)
     assert [[h.tokens for h in hs] for hs in first] == [[h.tokens for h in hs] for hs in second]
-    other = generate(model, [[A], [B]], DecodeConfig(strategy="sample", n_best=4, max_len=8, seed=7))
+    other = generate(
+        model, [[A], [B]], DecodeConfig(strategy="sample", n_best=4, max_len=8, seed=7)
+    )
     assert [[h.tokens for h in hs] for hs in other] != [[h.tokens for h in hs] for hs in first]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -22,8 +23,9 @@ def test_attention_model_learns_reverse(tmp_path: Path, tiny_tokenizer: Tokenize
 
 @pytest.mark.slow
 def test_vanilla_model_learns_copy(tmp_path: Path, tiny_tokenizer: Tokenizer) -> None:
-    model = train_synthetic("copy", tmp_path, tiny_tokenizer, steps=2000, min_len=1, max_len=8,
-                            hidden_dim=128)
+    model = train_synthetic(
+        "copy", tmp_path, tiny_tokenizer, steps=2000, min_len=1, max_len=8, hidden_dim=128
+    )
     assert model.config.attention is None
     assert exact_match(model, "copy", 1, 8) >= 0.9
 
@@ -41,8 +43,14 @@ def test_diverse_beams_are_more_diverse(tmp_path: Path, tiny_tokenizer: Tokenize
     sources = [[s] for s in range(4, VOCAB)]
 
     def measure(diversity: str, strength: float) -> tuple[float, float]:
-        cfg = DecodeConfig(beam_size=8, n_best=8, max_len=10, diversity=diversity,
-                           diversity_strength=strength, num_groups=4 if diversity == "hamming" else None)
+        cfg = DecodeConfig(
+            beam_size=8,
+            n_best=8,
+            max_len=10,
+            diversity=diversity,
+            diversity_strength=strength,
+            num_groups=4 if diversity == "hamming" else None,
+        )
         lists = generate(model, sources, cfg)
         bigrams = sum(_ngrams(hyps, 2) for hyps in lists) / len(lists)
         openings = sum(len({tuple(h.tokens[:2]) for h in hyps}) for hyps in lists) / len(lists)
@@ -53,11 +61,15 @@ def test_diverse_beams_are_more_diverse(tmp_path: Path, tiny_tokenizer: Tokenize
     assert measure("sibling", 2.0)[1] > plain[1] * 1.1
 
 
-def test_training_run_writes_report_and_resumes_exactly(tmp_path: Path, tiny_tokenizer: Tokenizer) -> None:
+def test_training_run_writes_report_and_resumes_exactly(
+    tmp_path: Path, tiny_tokenizer: Tokenizer
+) -> None:
     straight = train_synthetic("sort", tmp_path / "a", tiny_tokenizer, steps=30, max_len=6)
     train_synthetic("sort", tmp_path / "b", tiny_tokenizer, steps=12, max_len=6)
     resumed = _resume(tmp_path / "b", tiny_tokenizer, steps=30)
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+    for (name, a), b in zip(
+        straight.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
         torch.testing.assert_close(a, b, msg=name)
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert metrics["training"]["steps"] == 30 and metrics["history"]
@@ -71,8 +83,15 @@ def _resume(out: Path, tokenizer: Tokenizer, steps: int) -> Seq2Seq:
 
     model = Seq2Seq(ModelConfig(VOCAB, VOCAB, emb_dim=32, hidden_dim=64, n_layers=1, dropout=0.0))
     cfg = TrainConfig(epochs=100, batch_size=32, lr=3e-3, warmup_steps=50, max_steps=steps)
-    trainer = Trainer(model, tokenizer, synthetic_set("sort", 20_000, 1, 5, 6),
-                      synthetic_set("sort", 200, 2, 5, 6), cfg, out, show_progress=False)
+    trainer = Trainer(
+        model,
+        tokenizer,
+        synthetic_set("sort", 20_000, 1, 5, 6),
+        synthetic_set("sort", 200, 2, 5, 6),
+        cfg,
+        out,
+        show_progress=False,
+    )
     trainer.resume()
     trainer.run()
     return model
@@ -85,7 +104,7 @@ def test_teacher_forcing_schedules() -> None:
     assert teacher_forcing_ratio("linear", 500, 1.0, 0.2, 100) == pytest.approx(0.2)
     sig = [teacher_forcing_ratio("inverse_sigmoid", s, 1.0, 0.0, 1000) for s in (0, 500, 5000)]
     assert sig[0] > 0.95 and sig[1] == pytest.approx(0.5, abs=1e-6) and sig[2] < 0.01
-    assert all(a >= b for a, b in zip(sig, sig[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(sig))
     with pytest.raises(ValueError, match="schedule"):
         teacher_forcing_ratio("cosine", 0, 1.0, 0.0, 10)
 

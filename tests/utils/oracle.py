@@ -36,7 +36,9 @@ def oracle_beam(model: Any, src: list[int], cfg: DecodeConfig) -> list[tuple[lis
                     if v in (PAD_ID, SOS_ID) or (v == EOS_ID and step < cfg.min_len):
                         continue
                     if lp != float("-inf"):
-                        candidates.append((np.float32(cum + np.float32(lp)), [*tokens, v], next_state))
+                        candidates.append(
+                            (np.float32(cum + np.float32(lp)), [*tokens, v], next_state)
+                        )
             candidates.sort(key=lambda c: -c[0])
             candidates = candidates[: 2 * k]
             for score, tokens, _ in candidates[:k]:

@@ -10,7 +10,7 @@ import torch
 from s2s_core import DecodeConfig, ModelConfig, Seq2Seq, Tokenizer, generate
 from s2s_core.corpora import synthetic_sequences
 from s2s_core.data import PairDataset, target_ids
-from s2s_core.train import Trainer, TrainConfig
+from s2s_core.train import TrainConfig, Trainer
 
 N_SYMBOLS = 20
 VOCAB = 4 + N_SYMBOLS

@@ -1,0 +1,1 @@
+"""Benchmarks: each compares our implementation against a baseline timed in the same run."""
