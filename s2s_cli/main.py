@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from s2s_cli import model_commands
+from s2s_cli import chat, model_commands
 
 app = typer.Typer(
     help="An open Seq2Seq chatbot: train, evaluate, decode, and serve it.",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.command("train")(model_commands.train)
 app.command("eval")(model_commands.evaluate)
 app.command("generate")(model_commands.generate)
+app.command("chat")(chat.chat)
 app.add_typer(model_commands.bench_app, name="bench")
 
 

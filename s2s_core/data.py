@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import Sampler
 
 from s2s_core.corpora import Example, Turn
 from s2s_core.special import BOT_ID, EOS_ID, PAD_ID, SOS_ID, USER_ID
@@ -144,10 +144,3 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return -(-len(self.keys) // self.batch_size)
-
-
-def make_loader(
-    dataset: PairDataset, batch_size: int, seed: int = 0, shuffle: bool = True
-) -> DataLoader[tuple[np.ndarray, np.ndarray]]:
-    sampler = BucketBatchSampler(dataset.bucket_keys(), batch_size, seed, shuffle)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)

@@ -36,7 +36,8 @@ TINY = [
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["train"], ["eval"], ["generate"], ["bench", "decode"], ["bench", "train"]]
+    "command",
+    [[], ["train"], ["eval"], ["generate"], ["chat"], ["bench", "decode"], ["bench", "train"]],
 )
 def test_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
@@ -148,3 +149,15 @@ def test_bad_arguments_fail_clearly(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_chat_answers_one_line_per_input_line(trained: Path) -> None:
+    result = runner.invoke(app, ["chat", "--model", str(trained)], input="a b c\n\nd e\n")
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 3
+
+
+def test_chat_without_a_model_explains(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["chat"], env={"MODEL_DIR": str(tmp_path / "none")})
+    assert result.exit_code == 2
+    assert "not a directory" in result.output and "s2s train" in result.output
