@@ -17,7 +17,7 @@ from s2s_core.decoding import DecodeConfig, generate
 from s2s_core.metrics import perplexity
 from s2s_core.model import ModelConfig, Seq2Seq
 from s2s_core.tokenizer import Tokenizer
-from s2s_core.train import Trainer, TrainConfig, evaluate_loss
+from s2s_core.train import TrainConfig, Trainer, evaluate_loss
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "vanilla": {},
