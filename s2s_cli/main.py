@@ -7,6 +7,7 @@ import logging
 import typer
 
 from s2s_cli import chat, model_commands
+from s2s_cli.db import db_app
 
 app = typer.Typer(
     help="An open Seq2Seq chatbot: train, evaluate, decode, and serve it.",
@@ -18,6 +19,7 @@ app.command("eval")(model_commands.evaluate)
 app.command("generate")(model_commands.generate)
 app.command("chat")(chat.chat)
 app.add_typer(model_commands.bench_app, name="bench")
+app.add_typer(db_app, name="db")
 
 
 @app.callback()
@@ -27,3 +29,4 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logg
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

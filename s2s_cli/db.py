@@ -1,0 +1,58 @@
+"""``s2s db``: schema migrations of the dialogue store (DATABASE_URL)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from s2s_cli.options import fail
+
+db_app = typer.Typer(help="Migrate the dialogue database at DATABASE_URL.", no_args_is_help=True)
+
+
+def _url() -> str:
+    from pydantic import ValidationError
+
+    from s2s_contract.settings import Settings
+
+    try:
+        return Settings().database_url
+    except ValidationError as exc:
+        fail(str(exc.errors()[0]["msg"]))
+
+
+@db_app.command()
+def upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Upgrade the schema (to the newest revision by default)."""
+    from worker.store import migrate
+
+    _run(lambda: migrate.upgrade(_url(), revision))
+    typer.echo(migrate.current(_url()))
+
+
+@db_app.command()
+def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. base.")]) -> None:
+    """Downgrade the schema to REVISION."""
+    from worker.store import migrate
+
+    _run(lambda: migrate.downgrade(_url(), revision))
+    typer.echo(migrate.current(_url()))
+
+
+@db_app.command()
+def current() -> None:
+    """Print the schema revision the database is at."""
+    from worker.store import migrate
+
+    _run(lambda: typer.echo(migrate.current(_url())))
+
+
+def _run(action: object) -> None:
+    from alembic.util import CommandError
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        action()  # type: ignore[operator]
+    except (CommandError, OperationalError) as exc:
+        fail(str(exc).splitlines()[0])

@@ -1,0 +1,201 @@
+"""The dialogue store, every test on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+
+from worker.store import DialogueStore, Exchange, GenerationInfo
+from worker.store.migrate import check, downgrade, upgrade
+from worker.store.models import Base, Feedback, Generation, Turn, User
+
+_ids = itertools.count(1)
+
+
+def exchange(
+    chat: int = 10,
+    user: int = 20,
+    message: int | None = None,
+    text_: str = "hi",
+    reply: str = "hello",
+    version: str = "v1",
+) -> Exchange:
+    return Exchange(
+        chat_id=chat,
+        user_id=user,
+        message_id=message or next(_ids),
+        user_text=text_,
+        reply_text=reply,
+        username="ann",
+        language="en",
+        generation=GenerationInfo(
+            model_version=version,
+            decoding={"beam_size": 5},
+            candidates=[{"text": reply, "score": -1.5}],
+            decode_ms=12.5,
+            worker_id="w1",
+            batch_size=4,
+        ),
+    )
+
+
+def count(store: DialogueStore, model: type) -> int:
+    with store.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_migrations_round_trip_without_drift(database_url: str) -> None:
+    upgrade(database_url)
+    check(database_url)  # models and migrations agree
+    downgrade(database_url, "base")
+    store = DialogueStore(database_url)
+    with store.engine.connect() as conn:
+        tables = set(store.engine.dialect.get_table_names(conn))
+    assert not tables & set(Base.metadata.tables)
+    store.engine.dispose()
+    upgrade(database_url)
+    check(database_url)
+
+
+def test_exchange_is_stored_once(store: DialogueStore) -> None:
+    first = store.store_exchange(exchange(message=1, reply="first answer"))
+    again = store.store_exchange(exchange(message=1, reply="a different answer"))
+    assert first.created and not again.created
+    assert again.text == "first answer" and again.bot_turn_id == first.bot_turn_id
+    assert count(store, Turn) == 2 and count(store, Generation) == 1
+    assert store.find_reply(10, 1) == again
+    assert store.find_reply(10, 2) is None
+
+
+def test_recent_context_and_reset(store: DialogueStore) -> None:
+    for i in range(4):
+        store.store_exchange(exchange(chat=7, message=100 + i, text_=f"q{i}", reply=f"a{i}"))
+    assert store.recent_context(7, 3) == [("bot", "a2"), ("user", "q3"), ("bot", "a3")]
+    assert store.reset_conversation(7)
+    assert store.recent_context(7, 3) == []
+    store.store_exchange(exchange(chat=7, message=200, text_="new", reply="fresh"))
+    assert store.recent_context(7, 5) == [("user", "new"), ("bot", "fresh")]
+    assert not store.reset_conversation(999)
+
+
+def test_concurrent_writers_store_each_exchange_once(store: DialogueStore) -> None:
+    exchanges = [exchange(chat=1000 + i % 7, message=i + 1, text_=f"m{i}") for i in range(200)]
+
+    def write_all(_: int) -> None:
+        for ex in exchanges:
+            store.store_exchange(ex)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write_all, range(8)))
+    assert count(store, Turn) == 400 and count(store, Generation) == 200
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("nul\x00inside\x00", "nulinside"),
+        ("x" * 100_000, "x" * 100_000),
+        ("emoji 👩‍👩‍👧 🇯🇵", "emoji 👩‍👩‍👧 🇯🇵"),
+        ("שלום עולם مرحبا", "שלום עולם مرحبا"),
+        ("zero\u200bwidth\u200d\ufeff", "zero\u200bwidth\u200d\ufeff"),
+    ],
+)
+def test_awkward_text_round_trips(store: DialogueStore, given: str, kept: str) -> None:
+    stored = store.store_exchange(exchange(chat=5, text_=given, reply=given))
+    assert stored.text == kept
+    assert store.recent_context(5, 2) == [("user", kept), ("bot", kept)]
+
+
+def test_feedback_one_vote_per_user_and_turn(store: DialogueStore) -> None:
+    reply = store.store_exchange(exchange())
+    store.record_feedback(reply.bot_turn_id, 20, 1)
+    store.record_feedback(reply.bot_turn_id, 20, -1)
+    store.record_feedback(reply.bot_turn_id, 21, 1)
+    with store.sessions() as s:
+        votes = dict(s.execute(select(Feedback.user_id, Feedback.value)).all())
+    assert votes == {20: -1, 21: 1}
+    for bad in (0, 2, True, "1"):
+        with pytest.raises(ValueError, match="feedback value"):
+            store.record_feedback(reply.bot_turn_id, 20, bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not a bot turn"):
+        store.record_feedback(reply.user_turn_id, 20, 1)
+
+
+def test_forget_user_removes_every_trace(store: DialogueStore) -> None:
+    for i in range(500):  # 1,000 turns: 500 of theirs, 500 replies to them
+        store.store_exchange(
+            exchange(chat=42, user=42, message=i + 1, text_=f"secret-{i}", reply=f"echo secret-{i}")
+        )
+    kept = store.store_exchange(exchange(chat=43, user=43, message=1, text_="other"))
+    store.record_feedback(kept.bot_turn_id, 42, 1)  # their vote on someone else's reply
+    counts = store.forget_user(42)
+    assert counts["user_turns"] == 500 and counts["bot_turns"] == 500
+    assert counts["generations"] == 500 and counts["feedback"] == 1
+    assert counts["conversations"] == 1 and counts["chats"] == 1
+    with store.sessions() as s:
+        for table in Base.metadata.sorted_tables:
+            for column in table.columns:
+                if column.type.python_type is str:
+                    hits = s.scalar(
+                        select(func.count()).select_from(table).where(column.like("%secret%"))
+                    )
+                    assert hits == 0, f"{table.name}.{column.name}"
+        assert (
+            s.scalar(select(func.count()).select_from(Feedback).where(Feedback.user_id == 42)) == 0
+        )
+        user = s.get(User, 42)
+        assert user is not None and user.username is None and user.forgotten_at is not None
+    assert store.recent_context(43, 2) == [("user", "other"), ("bot", "hello")]
+
+
+def test_export_streams_pairs_by_date_range(store: DialogueStore) -> None:
+    for chat in range(5):
+        for i in range(3):
+            store.store_exchange(
+                exchange(chat=300 + chat, message=i + 1, text_=f"c{chat}q{i}", reply=f"c{chat}a{i}")
+            )
+    now = datetime.now(UTC)
+    records = list(
+        store.iter_exchanges(
+            now - timedelta(hours=1), now + timedelta(hours=1), context_turns=2, page=2
+        )
+    )
+    assert len(records) == 15
+    third = next(r for r in records if r["response"] == "c1a2")
+    assert third["context"] == [
+        {"speaker": "bot", "text": "c1a1"},
+        {"speaker": "user", "text": "c1q2"},
+    ]
+    assert third["meta"]["model_version"] == "v1"
+    assert list(store.iter_exchanges(now + timedelta(hours=1), now + timedelta(hours=2))) == []
+
+
+def test_stats(store: DialogueStore) -> None:
+    a = store.store_exchange(exchange(version="v1"))
+    b = store.store_exchange(exchange(version="v2"))
+    store.record_feedback(a.bot_turn_id, 20, 1)
+    store.record_feedback(b.bot_turn_id, 20, -1)
+    store.record_feedback(b.bot_turn_id, 21, 1)
+    stats = store.stats()
+    assert sum(d["messages"] for d in stats["messages_per_day"]) == 4
+    by_model = {m["model_version"]: m for m in stats["feedback_by_model"]}
+    assert by_model["v1"]["positive_ratio"] == 1.0 and by_model["v2"]["votes"] == 2
+    assert by_model["v2"]["positive_ratio"] == 0.5
+
+
+def test_model_registry_keeps_one_active(store: DialogueStore) -> None:
+    assert store.active_model() is None
+    store.register_model("aaa", "/models/a", {"ppl": 90.0})
+    store.register_model("bbb", "/models/b", {"ppl": 80.0})
+    store.promote("aaa")
+    store.promote("bbb")
+    assert store.active_model() == ("bbb", "/models/b")
+    with store.sessions() as s:
+        statuses = dict(s.execute(text("SELECT id, status FROM model_versions")).all())
+    assert statuses == {"aaa": "retired", "bbb": "active"}
+    with pytest.raises(ValueError, match="unknown model version"):
+        store.promote("ccc")

@@ -1,0 +1,1 @@
+"""The inference service: dialogue store now; Celery tasks and the engine as they land."""

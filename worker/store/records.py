@@ -1,0 +1,48 @@
+"""Plain values that cross the store's boundary (no ORM objects leak out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+FEEDBACK_VALUES = (-1, 1)
+
+
+def clean_text(text: str) -> str:
+    """What the store keeps of a text: everything exactly, except NUL characters, which
+    PostgreSQL refuses in text columns (removed on every database alike)."""
+    return text.replace("\x00", "")
+
+
+@dataclass(frozen=True)
+class GenerationInfo:
+    model_version: str | None = None
+    decoding: dict[str, Any] = field(default_factory=dict)
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # [{"text", "score"}]
+    queue_wait_ms: float | None = None
+    decode_ms: float | None = None
+    worker_id: str | None = None
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One user message and the bot's reply, as the worker stores them."""
+
+    chat_id: int
+    user_id: int
+    message_id: int  # the user's Telegram message id: the idempotency key with chat_id
+    user_text: str
+    reply_text: str
+    generation: GenerationInfo = field(default_factory=GenerationInfo)
+    chat_type: str = "private"
+    username: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredReply:
+    user_turn_id: int
+    bot_turn_id: int
+    text: str
+    created: bool  # False: this message had been answered before; text is that reply

@@ -1,0 +1,327 @@
+"""The queries the rest of the system needs, each in its own transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, case, delete, func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from worker.store.dialect import insert_ignore
+from worker.store.engine import make_engine, make_sessionmaker
+from worker.store.models import (
+    Chat,
+    Conversation,
+    Feedback,
+    Generation,
+    ModelVersion,
+    Turn,
+    User,
+    utcnow,
+)
+from worker.store.records import FEEDBACK_VALUES, Exchange, StoredReply, clean_text
+
+
+class DialogueStore:
+    def __init__(self, engine: Engine | str) -> None:
+        self.engine = make_engine(engine) if isinstance(engine, str) else engine
+        self.sessions = make_sessionmaker(self.engine)
+
+    # -- replies -----------------------------------------------------------------------
+
+    def store_exchange(self, ex: Exchange) -> StoredReply:
+        """User turn + bot turn + generation in one transaction. A repeat of the same
+        (chat, message id) writes nothing and returns the reply stored the first time."""
+        with self.sessions() as s, s.begin():
+            insert_ignore(
+                s,
+                User,
+                id=ex.user_id,
+                username=ex.username,
+                language=ex.language,
+                created_at=utcnow(),
+            )
+            insert_ignore(s, Chat, id=ex.chat_id, type=ex.chat_type, created_at=utcnow())
+            conversation = _open_conversation(s, ex.chat_id)
+            insert_ignore(
+                s,
+                Turn,
+                conversation_id=conversation,
+                chat_id=ex.chat_id,
+                user_id=ex.user_id,
+                speaker="user",
+                text=clean_text(ex.user_text),
+                telegram_message_id=ex.message_id,
+                created_at=utcnow(),
+            )
+            user_turn = s.scalars(
+                select(Turn).where(
+                    Turn.chat_id == ex.chat_id, Turn.telegram_message_id == ex.message_id
+                )
+            ).one()
+            created = insert_ignore(
+                s,
+                Turn,
+                conversation_id=user_turn.conversation_id,
+                chat_id=ex.chat_id,
+                speaker="bot",
+                text=clean_text(ex.reply_text),
+                reply_to_id=user_turn.id,
+                created_at=utcnow(),
+            )
+            bot_turn = s.scalars(select(Turn).where(Turn.reply_to_id == user_turn.id)).one()
+            if created:
+                g = ex.generation
+                s.add(
+                    Generation(
+                        turn_id=bot_turn.id,
+                        model_version=g.model_version,
+                        decoding=g.decoding,
+                        candidates=g.candidates,
+                        queue_wait_ms=g.queue_wait_ms,
+                        decode_ms=g.decode_ms,
+                        worker_id=g.worker_id,
+                        batch_size=g.batch_size,
+                    )
+                )
+            return StoredReply(user_turn.id, bot_turn.id, bot_turn.text, created)
+
+    def find_reply(self, chat_id: int, message_id: int) -> StoredReply | None:
+        """The stored reply to this Telegram message, if it was answered already."""
+        asked = aliased(Turn)
+        with self.sessions() as s:
+            row = s.execute(
+                select(asked.id.label("user_turn"), Turn.id, Turn.text)
+                .join(asked, Turn.reply_to_id == asked.id)
+                .where(asked.chat_id == chat_id, asked.telegram_message_id == message_id)
+            ).first()
+        return StoredReply(row.user_turn, row.id, row.text, False) if row else None
+
+    def recent_context(self, chat_id: int, n: int) -> list[tuple[str, str]]:
+        """The last ``n`` (speaker, text) turns of the chat's open conversation, oldest first."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Turn.speaker, Turn.text)
+                .join(Conversation, Conversation.id == Turn.conversation_id)
+                .where(Conversation.chat_id == chat_id, Conversation.ended_at.is_(None))
+                .order_by(Turn.id.desc())
+                .limit(n)
+            ).all()
+        return [(r.speaker, r.text) for r in reversed(rows)]
+
+    def reset_conversation(self, chat_id: int) -> bool:
+        """Ends the chat's open conversation; the next message starts a new one."""
+        with self.sessions() as s, s.begin():
+            result = s.execute(
+                update(Conversation)
+                .where(Conversation.chat_id == chat_id, Conversation.ended_at.is_(None))
+                .values(ended_at=utcnow())
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # -- feedback and privacy ------------------------------------------------------------
+
+    def record_feedback(self, turn_id: int, user_id: int, value: int) -> None:
+        """One vote per user and bot turn; a second press replaces the first."""
+        if value not in FEEDBACK_VALUES or isinstance(value, bool):
+            raise ValueError(f"feedback value must be +1 or -1, got {value!r}")
+        with self.sessions() as s, s.begin():
+            turn = s.get(Turn, turn_id)
+            if turn is None or turn.speaker != "bot":
+                raise ValueError(f"turn {turn_id} is not a bot turn")
+            insert_ignore(s, User, id=user_id, created_at=utcnow())
+            if not insert_ignore(
+                s, Feedback, turn_id=turn_id, user_id=user_id, value=value, created_at=utcnow()
+            ):
+                s.execute(
+                    update(Feedback)
+                    .where(Feedback.turn_id == turn_id, Feedback.user_id == user_id)
+                    .values(value=value, created_at=utcnow())
+                )
+
+    def forget_user(self, user_id: int) -> dict[str, int]:
+        """Deletes everything that carries the user's words or votes: their turns, the bot
+        turns that replied to them (with generations and anyone's feedback on them), their
+        feedback, conversations and chats left empty; blanks their personal fields."""
+        with self.sessions() as s, s.begin():
+            said = list(s.scalars(select(Turn.id).where(Turn.user_id == user_id)))
+            replies = list(s.scalars(select(Turn.id).where(Turn.reply_to_id.in_(said))))
+            doomed = said + replies
+            places = s.execute(
+                select(Turn.conversation_id, Turn.chat_id).where(Turn.id.in_(said)).distinct()
+            ).all()
+            counts = {
+                "feedback": _delete(
+                    s, Feedback, (Feedback.user_id == user_id) | Feedback.turn_id.in_(doomed)
+                ),
+                "generations": _delete(s, Generation, Generation.turn_id.in_(replies)),
+                "bot_turns": _delete(s, Turn, Turn.id.in_(replies)),
+                "user_turns": _delete(s, Turn, Turn.id.in_(said)),
+            }
+            empty = ~select(Turn.id).where(Turn.conversation_id == Conversation.id).exists()
+            counts["conversations"] = _delete(
+                s, Conversation, Conversation.id.in_([p[0] for p in places]) & empty
+            )
+            no_conversation = (
+                ~select(Conversation.id).where(Conversation.chat_id == Chat.id).exists()
+            )
+            counts["chats"] = _delete(
+                s, Chat, Chat.id.in_([p[1] for p in places]) & no_conversation
+            )
+            s.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(username=None, language=None, forgotten_at=utcnow())
+            )
+            return counts
+
+    # -- export and statistics -------------------------------------------------------------
+
+    def iter_exchanges(
+        self, start: datetime, end: datetime, context_turns: int = 3, page: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Exported training pairs (the corpora JSONL schema) for bot turns created in
+        [start, end), one conversation in memory at a time."""
+        after = 0
+        while True:
+            with self.sessions() as s:
+                ids = list(
+                    s.scalars(
+                        select(Turn.conversation_id)
+                        .where(
+                            Turn.speaker == "bot",
+                            Turn.created_at >= start,
+                            Turn.created_at < end,
+                            Turn.conversation_id > after,
+                        )
+                        .group_by(Turn.conversation_id)
+                        .order_by(Turn.conversation_id)
+                        .limit(page)
+                    )
+                )
+                for conversation_id in ids:
+                    yield from _conversation_records(s, conversation_id, start, end, context_turns)
+            if len(ids) < page:
+                return
+            after = ids[-1]
+
+    def stats(self) -> dict[str, Any]:
+        with self.sessions() as s:
+            day = func.date(Turn.created_at)
+            per_day = s.execute(select(day, func.count()).group_by(day).order_by(day)).all()
+            positive = func.sum(case((Feedback.value == 1, 1), else_=0))
+            per_model = s.execute(
+                select(Generation.model_version, positive, func.count())
+                .join(Feedback, Feedback.turn_id == Generation.turn_id)
+                .group_by(Generation.model_version)
+            ).all()
+        return {
+            "messages_per_day": [{"day": str(d), "messages": n} for d, n in per_day],
+            "feedback_by_model": [
+                {"model_version": m, "votes": n, "positive_ratio": (p or 0) / n}
+                for m, p, n in per_model
+            ],
+        }
+
+    # -- model registry ---------------------------------------------------------------------
+
+    def register_model(self, version_id: str, path: str, metrics: dict[str, Any]) -> None:
+        with self.sessions() as s, s.begin():
+            insert_ignore(
+                s,
+                ModelVersion,
+                id=version_id,
+                path=path,
+                metrics=metrics,
+                status="candidate",
+                created_at=utcnow(),
+            )
+
+    def promote(self, version_id: str) -> None:
+        """Makes ``version_id`` the one active model; the previous one is retired."""
+        with self.sessions() as s, s.begin():
+            if s.get(ModelVersion, version_id) is None:
+                raise ValueError(f"unknown model version {version_id}")
+            s.execute(
+                update(ModelVersion)
+                .where(ModelVersion.status == "active", ModelVersion.id != version_id)
+                .values(status="retired")
+            )
+            s.execute(
+                update(ModelVersion)
+                .where(ModelVersion.id == version_id)
+                .values(status="active", promoted_at=utcnow())
+            )
+
+    def active_model(self) -> tuple[str, str] | None:
+        """(version id, path) of the active model, if any."""
+        with self.sessions() as s:
+            row = s.execute(
+                select(ModelVersion.id, ModelVersion.path).where(ModelVersion.status == "active")
+            ).first()
+            return (row.id, row.path) if row else None
+
+
+def _open_conversation(s: Session, chat_id: int) -> int:
+    insert_ignore(s, Conversation, chat_id=chat_id, started_at=utcnow())
+    return s.scalars(
+        select(Conversation.id).where(
+            Conversation.chat_id == chat_id, Conversation.ended_at.is_(None)
+        )
+    ).one()
+
+
+def _delete(s: Session, model: type[Any], condition: Any) -> int:
+    return int(s.execute(delete(model).where(condition)).rowcount)  # type: ignore[attr-defined]
+
+
+def _conversation_records(
+    s: Session, conversation_id: int, start: datetime, end: datetime, context_turns: int
+) -> Iterator[dict[str, Any]]:
+    turns = s.execute(
+        select(
+            Turn.id,
+            Turn.speaker,
+            Turn.text,
+            Turn.reply_to_id,
+            Turn.created_at,
+            Generation.model_version,
+        )
+        .outerjoin(Generation, Generation.turn_id == Turn.id)
+        .where(Turn.conversation_id == conversation_id)
+        .order_by(Turn.id)
+    ).all()
+    votes = dict(
+        s.execute(
+            select(Feedback.turn_id, func.sum(Feedback.value))
+            .join(Turn, Turn.id == Feedback.turn_id)
+            .where(Turn.conversation_id == conversation_id)
+            .group_by(Feedback.turn_id)
+        ).all()
+    )
+    for i, turn in enumerate(turns):
+        if turn.speaker != "bot" or turn.reply_to_id is None:
+            continue
+        if not _in_range(turn.created_at, start, end):
+            continue
+        context = [
+            {"speaker": t.speaker, "text": t.text} for t in turns[max(0, i - context_turns) : i]
+        ]
+        yield {
+            "conversation_id": str(conversation_id),
+            "context": context,
+            "response": turn.text,
+            "meta": {
+                "model_version": turn.model_version,
+                "feedback": int(votes.get(turn.id, 0)),
+                "created_at": turn.created_at.isoformat(),
+            },
+        }
+
+
+def _in_range(moment: datetime, start: datetime, end: datetime) -> bool:
+    if moment.tzinfo is None:  # SQLite hands back naive UTC
+        moment = moment.replace(tzinfo=start.tzinfo)
+    return start <= moment < end
