@@ -8,6 +8,7 @@ import typer
 
 from s2s_cli import chat, model_commands
 from s2s_cli.db import db_app
+from s2s_cli.worker_command import worker
 
 app = typer.Typer(
     help="An open Seq2Seq chatbot: train, evaluate, decode, and serve it.",
@@ -18,6 +19,7 @@ app.command("train")(model_commands.train)
 app.command("eval")(model_commands.evaluate)
 app.command("generate")(model_commands.generate)
 app.command("chat")(chat.chat)
+app.command("worker")(worker)
 app.add_typer(model_commands.bench_app, name="bench")
 app.add_typer(db_app, name="db")
 

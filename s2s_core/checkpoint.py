@@ -12,6 +12,7 @@ it, so a damaged or mismatched folder fails with one ``CheckpointError`` line.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -68,6 +69,15 @@ def _atomic(path: Path, write: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(str(tmp))
     os.replace(tmp, path)
+
+
+def weights_digest(directory: str | Path) -> str:
+    """A checkpoint's identity: the sha256 of its weights file (the model registry's id)."""
+    digest = hashlib.sha256()
+    with open(Path(directory) / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_checkpoint(

@@ -37,7 +37,17 @@ TINY = [
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["train"], ["eval"], ["generate"], ["chat"], ["bench", "decode"], ["bench", "train"]],
+    [
+        [],
+        ["train"],
+        ["eval"],
+        ["generate"],
+        ["chat"],
+        ["worker"],
+        ["db", "upgrade"],
+        ["bench", "decode"],
+        ["bench", "train"],
+    ],
 )
 def test_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
@@ -161,3 +171,8 @@ def test_chat_without_a_model_explains(tmp_path: Path) -> None:
     result = runner.invoke(app, ["chat"], env={"MODEL_DIR": str(tmp_path / "none")})
     assert result.exit_code == 2
     assert "not a directory" in result.output and "s2s train" in result.output
+
+
+def test_worker_needs_redis() -> None:
+    result = runner.invoke(app, ["worker"], env={"REDIS_URL": ""})
+    assert result.exit_code == 2 and "REDIS_URL" in result.output

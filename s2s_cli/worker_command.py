@@ -1,0 +1,40 @@
+"""``s2s worker``: a Celery worker with defaults that suit the device."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Annotated
+
+import typer
+
+from s2s_contract.tasks import INFERENCE_QUEUE, MAINTENANCE_QUEUE
+
+
+def worker(
+    concurrency: Annotated[
+        int, typer.Option(help="Threads feeding the batcher (>= max batch).")
+    ] = 32,
+    queues: Annotated[
+        str, typer.Option(help="Queues to consume.")
+    ] = f"{INFERENCE_QUEUE},{MAINTENANCE_QUEUE}",
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run an inference worker (threads pool: CUDA never meets a fork)."""
+    if not os.environ.get("REDIS_URL"):
+        typer.echo("error: REDIS_URL is not set (the worker consumes tasks from Redis)", err=True)
+        raise typer.Exit(code=2)
+    from worker.celery_app import app
+
+    app.worker_main(
+        [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={concurrency}",
+            f"--queues={queues}",
+            f"--loglevel={loglevel}",
+            f"--hostname=s2s-{os.getpid()}@{socket.gethostname()}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )

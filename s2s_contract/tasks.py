@@ -1,0 +1,88 @@
+"""Task names, queues, Redis keys and payload schemas: the bot sends, the worker obeys.
+
+Payloads are JSON; each schema forbids unknown fields so a malformed message is refused
+loudly instead of half-understood.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPLY_TASK = "s2s.reply"
+FEEDBACK_TASK = "s2s.feedback"
+FORGET_TASK = "s2s.forget"
+RESET_TASK = "s2s.reset"
+
+INFERENCE_QUEUE = "inference"
+MAINTENANCE_QUEUE = "maintenance"
+TASK_QUEUES = {
+    REPLY_TASK: INFERENCE_QUEUE,
+    FEEDBACK_TASK: MAINTENANCE_QUEUE,
+    FORGET_TASK: MAINTENANCE_QUEUE,
+    RESET_TASK: MAINTENANCE_QUEUE,
+}
+
+REPLIES_STREAM = "s2s:replies"  # the worker XADDs every reply; the bot's group consumes it
+CONTEXT_TURNS = 6  # recent turns kept per chat in Redis
+MAX_TEXT = 4096  # Telegram's message limit
+
+
+def context_key(chat_id: int) -> str:
+    """Redis list of the chat's recent turns (JSON objects, oldest first)."""
+    return f"s2s:context:{chat_id}"
+
+
+def chat_lock_key(chat_id: int) -> str:
+    """Redis lock that keeps one chat's messages in order."""
+    return f"s2s:lock:chat:{chat_id}"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Style = Literal["focused", "varied", "playful"]
+
+
+class ContextTurn(_Payload):
+    speaker: Literal["user", "bot"]
+    text: str = Field(max_length=MAX_TEXT)
+
+
+class ReplyRequest(_Payload):
+    chat_id: int
+    user_id: int
+    message_id: int
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    context: list[ContextTurn] = Field(default_factory=list, max_length=50)
+    style: Style = "varied"  # focused = beam, varied = diverse beam, playful = sampling
+    chat_type: Literal["private", "group"] = "private"
+    username: str | None = Field(default=None, max_length=64)
+    language: str | None = Field(default=None, max_length=16)
+    enqueued_at: float | None = None  # unix time the bot sent it (queue-wait metric)
+
+
+class FeedbackRequest(_Payload):
+    turn_id: int
+    user_id: int
+    value: Literal[-1, 1]
+
+
+class ForgetRequest(_Payload):
+    user_id: int
+    chat_ids: list[int] = Field(default_factory=list)  # recent-context caches to clear
+
+
+class ResetRequest(_Payload):
+    chat_id: int
+
+
+class ReplyEvent(_Payload):
+    """What the worker publishes on the replies stream."""
+
+    chat_id: int
+    message_id: int
+    bot_turn_id: int
+    text: str

@@ -1,0 +1,217 @@
+"""A real worker process (threads pool) against real Redis and a real database."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from s2s_contract.settings import Settings
+from s2s_contract.tasks import REPLIES_STREAM, REPLY_TASK, ReplyEvent, context_key
+from tests.utils.services import scratch_redis_url, wait_for, worker_process
+from worker.celery_app import create_app
+from worker.store import DialogueStore
+from worker.store.migrate import upgrade
+from worker.store.models import Generation, Turn
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def stack(tmp_path: Path, checkpoint_dir: Path) -> Iterator[dict[str, object]]:
+    redis_url = scratch_redis_url()
+    db_url = f"sqlite:///{tmp_path / 'worker.sqlite3'}"
+    upgrade(db_url)
+    env = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": db_url,
+        "MODEL_DIR": str(checkpoint_dir),
+        "DEVICE": "cpu",
+        "BROKER_VISIBILITY_TIMEOUT": "30",
+    }
+    producer = create_app(Settings(redis_url=redis_url))
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = DialogueStore(db_url)
+    with worker_process(env, tmp_path / "worker.log") as proc:
+        yield {
+            "producer": producer,
+            "redis": client,
+            "store": store,
+            "proc": proc,
+            "log": tmp_path / "worker.log",
+        }
+    store.engine.dispose()
+    client.flushdb()
+    client.close()
+
+
+def payload(chat: int, message: int, text: str = "hello there") -> dict[str, object]:
+    return {
+        "chat_id": chat,
+        "user_id": chat,
+        "message_id": message,
+        "text": text,
+        "enqueued_at": time.time(),
+    }
+
+
+def events(client: redis.Redis) -> list[ReplyEvent]:
+    return [
+        ReplyEvent.model_validate_json(fields["event"])
+        for _, fields in client.xrange(REPLIES_STREAM)
+    ]
+
+
+def count(store: DialogueStore, model: type) -> int:
+    with store.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_concurrent_replies_are_stored_and_published_once(stack: dict) -> None:
+    producer, client, store = stack["producer"], stack["redis"], stack["store"]
+    for message in range(5):
+        for chat in range(40):
+            producer.send_task(REPLY_TASK, args=[payload(1000 + chat, message + 1, f"m{message}")])
+    wait_for(lambda: client.xlen(REPLIES_STREAM) >= 200, 180, "200 replies on the stream")
+    published = events(client)
+    assert len({(e.chat_id, e.message_id) for e in published}) == len(published) == 200
+    assert count(store, Generation) == 200 and count(store, Turn) == 400
+    # Per-chat order: each chat's messages were answered in the order they were sent.
+    for chat in range(40):
+        order = [e.message_id for e in published if e.chat_id == 1000 + chat]
+        assert order == sorted(order)
+    context = [json.loads(t) for t in client.lrange(context_key(1000), 0, -1)]
+    assert context and all(t["speaker"] == "bot" for t in context)
+    assert stack["proc"].poll() is None
+
+
+def test_duplicate_delivery_stores_one_reply(stack: dict) -> None:
+    producer, client, store = stack["producer"], stack["redis"], stack["store"]
+    for _ in range(2):
+        producer.send_task(REPLY_TASK, args=[payload(7, 1)])
+    wait_for(lambda: client.xlen(REPLIES_STREAM) >= 2, 60, "both deliveries")
+    first, second = events(client)
+    assert first.bot_turn_id == second.bot_turn_id and first.text == second.text
+    assert count(store, Generation) == 1
+
+
+def test_malformed_payload_is_rejected_and_the_worker_lives(stack: dict) -> None:
+    producer, client = stack["producer"], stack["redis"]
+    for bad in (
+        {"chat_id": "seven"},
+        {**payload(8, 1), "text": ""},
+        "not an object",
+        {**payload(8, 2), "extra": 1},
+    ):
+        producer.send_task(REPLY_TASK, args=[bad])
+    producer.send_task(REPLY_TASK, args=[payload(8, 3)])
+    wait_for(lambda: client.xlen(REPLIES_STREAM) >= 1, 60, "the good reply")
+    assert [e.message_id for e in events(client)] == [3]
+    assert stack["proc"].poll() is None
+    assert "rejected malformed payload" in Path(stack["log"]).read_text()
+
+
+@pytest.mark.slow
+def test_killed_worker_loses_nothing(tmp_path: Path, tiny_tokenizer: object) -> None:
+    """Two workers, 300 queued replies, one worker SIGKILLed mid-work: its unacknowledged
+    tasks come back after the (short) visibility timeout and every message ends with
+    exactly one stored reply."""
+    from s2s_core import save_checkpoint
+    from tests.conftest import tiny_model
+
+    slow_dir = save_checkpoint(
+        tmp_path / "slow",
+        tiny_model(
+            tiny_tokenizer.vocab_size,  # type: ignore[attr-defined]
+            hidden_dim=256,
+            emb_dim=64,
+        ),
+        tiny_tokenizer,
+        {"data": {"max_src_len": 64}},
+    )  # type: ignore[arg-type]
+    redis_url = scratch_redis_url()
+    db_url = f"sqlite:///{tmp_path / 'crash.sqlite3'}"
+    upgrade(db_url)
+    env = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": db_url,
+        "MODEL_DIR": str(slow_dir),
+        "DEVICE": "cpu",
+        "BROKER_VISIBILITY_TIMEOUT": "8",
+    }
+    producer = create_app(Settings(redis_url=redis_url))
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    store = DialogueStore(db_url)
+    for i in range(300):
+        producer.send_task(REPLY_TASK, args=[payload(2000 + i % 60, i + 1)])
+    with (
+        worker_process(env, tmp_path / "a.log", concurrency=8) as victim,
+        worker_process(env, tmp_path / "b.log", concurrency=8),
+    ):
+        wait_for(lambda: client.xlen(REPLIES_STREAM) >= 40, 120, "work under way")
+        victim.kill()  # SIGKILL: no warm shutdown, no acknowledgements
+        victim.wait()
+        wait_for(lambda: count(store, Generation) >= 300, 180, "all 300 replies stored")
+        time.sleep(2)
+    answered = {(e.chat_id, e.message_id) for e in events(client)}
+    assert len(answered) == 300
+    assert count(store, Generation) == 300 and count(store, Turn) == 600
+    store.engine.dispose()
+    client.flushdb()
+
+
+@pytest.mark.slow
+def test_hot_reload_switches_versions_without_dropping(
+    tmp_path: Path, tiny_tokenizer: object
+) -> None:
+    from s2s_core import save_checkpoint
+    from s2s_core.checkpoint import weights_digest
+    from tests.conftest import tiny_model
+
+    vocab = tiny_tokenizer.vocab_size  # type: ignore[attr-defined]
+    old = save_checkpoint(tmp_path / "old", tiny_model(vocab), tiny_tokenizer, {})  # type: ignore[arg-type]
+    new = save_checkpoint(
+        tmp_path / "new", tiny_model(vocab, attention="luong"), tiny_tokenizer, {}
+    )  # type: ignore[arg-type]
+    redis_url = scratch_redis_url()
+    db_url = f"sqlite:///{tmp_path / 'reload.sqlite3'}"
+    upgrade(db_url)
+    store = DialogueStore(db_url)
+    old_id, new_id = weights_digest(old), weights_digest(new)
+    store.register_model(old_id, str(old), {})
+    store.register_model(new_id, str(new), {})
+    store.promote(old_id)
+    env = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": db_url,
+        "MODEL_DIR": str(tmp_path / "none"),
+        "DEVICE": "cpu",
+        "BROKER_VISIBILITY_TIMEOUT": "30",
+    }
+    producer = create_app(Settings(redis_url=redis_url))
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    with worker_process(env, tmp_path / "w.log", concurrency=4):
+        for i in range(60):
+            producer.send_task(REPLY_TASK, args=[payload(3000 + i % 5, i + 1)])
+            if i == 20:
+                wait_for(
+                    lambda: client.xlen(REPLIES_STREAM) >= 10, 60, "replies from the old model"
+                )
+                store.promote(new_id)
+            time.sleep(0.1)
+        wait_for(lambda: client.xlen(REPLIES_STREAM) >= 60, 120, "all 60 replies")
+    with store.sessions() as s:
+        versions = [
+            v for (v,) in s.execute(select(Generation.model_version).order_by(Generation.id)).all()
+        ]
+    assert len(versions) == 60
+    assert versions[0] == old_id and versions[-1] == new_id
+    switch = versions.index(new_id)
+    assert all(v == new_id for v in versions[switch:])  # no flip-flopping back
+    store.engine.dispose()
+    client.flushdb()

@@ -1,0 +1,176 @@
+"""The inference engine: the active model, loaded lazily once per process, and a dynamic
+batcher that turns concurrent requests into one ``generate()`` call.
+
+One inference thread owns the model. Requests wait in a queue; the thread takes the first,
+gathers more for up to ``max_wait_ms`` or until ``max_batch``, groups them by decoding
+settings and decodes each group in one call. Each request gets its own result or its own
+exception. Between batches the thread asks (at most every ``reload_every_s``) which model
+version is active and swaps it in, so no request is dropped by a reload.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from s2s_core.checkpoint import load_checkpoint, weights_digest
+from s2s_core.decoding import DecodeConfig, Hypothesis, generate
+from s2s_core.model import Seq2Seq
+from s2s_core.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+# (version id, checkpoint folder) of the model that should be serving now.
+ActiveSource = Callable[[], tuple[str, Path]]
+
+
+@dataclass
+class LoadedModel:
+    version: str
+    model: Seq2Seq
+    tokenizer: Tokenizer
+    meta: dict[str, Any]
+
+
+@dataclass
+class Decoded:
+    hypotheses: list[Hypothesis]
+    version: str
+    batch_size: int
+    decode_ms: float
+
+
+@dataclass
+class _Request:
+    source: list[int]
+    cfg: DecodeConfig
+    future: Future[Decoded] = field(default_factory=Future)
+
+
+def default_source(model_dir: Path) -> ActiveSource:
+    """The checkpoint in ``model_dir``, identified by its weights."""
+    digest = weights_digest(model_dir)
+    return lambda: (digest, model_dir)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Engine:
+    def __init__(
+        self,
+        source: ActiveSource,
+        device: str = "auto",
+        max_batch: int = 32,
+        max_wait_ms: float = 10.0,
+        reload_every_s: float = 2.0,
+    ) -> None:
+        self.source, self.device = source, resolve_device(device)
+        self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
+        self.reload_every_s = reload_every_s
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._model: LoadedModel | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def loaded(self) -> LoadedModel:
+        """The serving model, loading it on first use."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._load(*self.source())
+            return self._model
+
+    def submit(self, source: list[int], cfg: DecodeConfig) -> Future[Decoded]:
+        self._ensure_thread()
+        request = _Request(source, cfg)
+        self._queue.put(request)
+        return request.future
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="s2s-inference", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._gather()
+            if batch is None:
+                return
+            self._maybe_reload()
+            groups: dict[DecodeConfig, list[_Request]] = {}
+            for request in batch:
+                groups.setdefault(request.cfg, []).append(request)
+            for cfg, requests in groups.items():
+                self._decode(cfg, requests)
+
+    def _gather(self) -> list[_Request] | None:
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch, deadline = [first], time.monotonic() + self.max_wait
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                item = (
+                    self._queue.get(timeout=max(remaining, 0))
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)  # stop after this batch
+                break
+            batch.append(item)
+        return batch
+
+    def _decode(self, cfg: DecodeConfig, requests: list[_Request]) -> None:
+        try:
+            serving = self.loaded()
+            start = time.perf_counter()
+            results = generate(serving.model, [r.source for r in requests], cfg)
+            ms = (time.perf_counter() - start) * 1000
+        except Exception as exc:  # each caller gets the failure, the thread lives on
+            for request in requests:
+                request.future.set_exception(exc)
+            return
+        for request, hyps in zip(requests, results, strict=True):
+            request.future.set_result(Decoded(hyps, serving.version, len(requests), ms))
+
+    def _maybe_reload(self) -> None:
+        now = time.monotonic()
+        if self._model is None or now - self._checked_at < self.reload_every_s:
+            return
+        self._checked_at = now
+        try:
+            version, path = self.source()
+            if version != self._model.version:
+                fresh = self._load(version, path)
+                with self._lock:
+                    self._model = fresh
+        except Exception:
+            log.exception("model reload failed; still serving %s", self._model.version[:12])
+
+    def _load(self, version: str, path: Path) -> LoadedModel:
+        model, tokenizer, meta = load_checkpoint(path, self.device)
+        log.info("serving model %s from %s on %s", version[:12], path, self.device)
+        return LoadedModel(version, model, tokenizer, meta)

@@ -1,0 +1,133 @@
+"""The reply service: one utterance in, one stored and published reply out.
+
+The same code answers Celery tasks and ``s2s chat``: idempotency check, context from the
+store (the source of truth), batched decoding, candidate choice, one transaction, publish.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from typing import Protocol
+
+from s2s_contract.tasks import (
+    CONTEXT_TURNS,
+    REPLIES_STREAM,
+    FeedbackRequest,
+    ForgetRequest,
+    ReplyEvent,
+    ReplyRequest,
+    ResetRequest,
+    context_key,
+)
+from s2s_core.corpora import Turn
+from s2s_core.data import encode_context
+from worker.engine import Engine
+from worker.replies import choose, decode_config
+from worker.store import DialogueStore, Exchange, GenerationInfo, StoredReply
+
+log = logging.getLogger(__name__)
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+DECODE_TIMEOUT_S = 20.0
+
+
+class Publisher(Protocol):
+    def publish(self, event: ReplyEvent) -> None: ...
+    def clear_context(self, chat_ids: list[int]) -> None: ...
+
+
+class RedisPublisher:
+    """Pushes the bot turn onto the chat's recent context and the reply onto the stream."""
+
+    def __init__(self, redis: object, stream_maxlen: int = 100_000) -> None:
+        self.redis = redis
+        self.maxlen = stream_maxlen
+
+    def publish(self, event: ReplyEvent) -> None:
+        pipe = self.redis.pipeline()  # type: ignore[attr-defined]
+        key = context_key(event.chat_id)
+        pipe.rpush(key, json.dumps({"speaker": "bot", "text": event.text}))
+        pipe.ltrim(key, -CONTEXT_TURNS, -1)
+        pipe.xadd(
+            REPLIES_STREAM, {"event": event.model_dump_json()}, maxlen=self.maxlen, approximate=True
+        )
+        pipe.execute()
+
+    def clear_context(self, chat_ids: list[int]) -> None:
+        if chat_ids:
+            self.redis.delete(*(context_key(c) for c in chat_ids))  # type: ignore[attr-defined]
+
+
+class ReplyService:
+    def __init__(self, store: DialogueStore, engine: Engine, publisher: Publisher | None) -> None:
+        self.store, self.engine, self.publisher = store, engine, publisher
+
+    def reply(self, req: ReplyRequest) -> StoredReply:
+        stored = self.store.find_reply(req.chat_id, req.message_id)
+        if stored is None:
+            stored = self._answer(req)
+        if self.publisher is not None:  # a repeat re-publishes: delivery is at-least-once
+            self.publisher.publish(
+                ReplyEvent(
+                    chat_id=req.chat_id,
+                    message_id=req.message_id,
+                    bot_turn_id=stored.bot_turn_id,
+                    text=stored.text,
+                )
+            )
+        return stored
+
+    def _answer(self, req: ReplyRequest) -> StoredReply:
+        serving = self.engine.loaded()
+        data = serving.meta.get("data", {})
+        history = self.store.recent_context(req.chat_id, int(data.get("context_turns", 3)))
+        turns = [Turn(text, speaker) for speaker, text in history] + [Turn(req.text, "user")]
+        turns = turns[-int(data.get("context_turns", 3)) :]
+        source = encode_context(serving.tokenizer, turns, int(data.get("max_src_len", 64)))
+        cfg = decode_config(req.style, serving.meta.get("decode"))
+        decoded = self.engine.submit(source or [3], cfg).result(timeout=DECODE_TIMEOUT_S)
+        recent_bot = [text for speaker, text in history if speaker == "bot"]
+        choice = choose(decoded.hypotheses, serving.tokenizer, recent_bot)
+        wait = (
+            (time.time() - req.enqueued_at) * 1000 - decoded.decode_ms if req.enqueued_at else None
+        )
+        generation = GenerationInfo(
+            model_version=decoded.version,
+            decoding={**cfg.to_dict(), "chosen": choice.index},
+            candidates=choice.candidates,
+            queue_wait_ms=wait,
+            decode_ms=decoded.decode_ms,
+            worker_id=WORKER_ID,
+            batch_size=decoded.batch_size,
+        )
+        return self.store.store_exchange(
+            Exchange(
+                chat_id=req.chat_id,
+                user_id=req.user_id,
+                message_id=req.message_id,
+                user_text=req.text,
+                reply_text=choice.text,
+                generation=generation,
+                chat_type=req.chat_type,
+                username=req.username,
+                language=req.language,
+            )
+        )
+
+    def feedback(self, req: FeedbackRequest) -> None:
+        self.store.record_feedback(req.turn_id, req.user_id, req.value)
+
+    def forget(self, req: ForgetRequest) -> dict[str, int]:
+        counts = self.store.forget_user(req.user_id)
+        if self.publisher is not None:
+            self.publisher.clear_context(req.chat_ids)
+        log.info("forgot user: %s", counts)
+        return counts
+
+    def reset(self, req: ResetRequest) -> None:
+        self.store.reset_conversation(req.chat_id)
+        if self.publisher is not None:
+            self.publisher.clear_context([req.chat_id])

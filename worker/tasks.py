@@ -1,0 +1,102 @@
+"""Celery tasks: validate, call the service, retry what is transient. Bad payloads are
+logged and dropped (acknowledged), never retried, and never take the worker down."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as DecodeTimeout
+from typing import Any
+
+from celery import Task
+from pydantic import BaseModel, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockError
+from redis.exceptions import TimeoutError as RedisTimeout
+from sqlalchemy.exc import OperationalError
+
+from s2s_contract.tasks import (
+    FEEDBACK_TASK,
+    FORGET_TASK,
+    REPLY_TASK,
+    RESET_TASK,
+    FeedbackRequest,
+    ForgetRequest,
+    ReplyRequest,
+    ResetRequest,
+    chat_lock_key,
+)
+from worker import runtime
+from worker.celery_app import app
+
+log = logging.getLogger(__name__)
+TRANSIENT = (OperationalError, RedisConnectionError, RedisTimeout, DecodeTimeout, LockError)
+# A chat's lock outlives a killed holder by at most LOCK_TIMEOUT_S; a reply takes far less
+# (decoding is bounded by the service's DECODE_TIMEOUT_S). A task that cannot get the lock
+# within LOCK_WAIT_S goes back to the queue instead of holding a thread.
+LOCK_TIMEOUT_S = 30
+LOCK_WAIT_S = 10
+MAX_RETRIES = 20
+
+
+def _parse(schema: type[BaseModel], payload: Any, task: str) -> Any:
+    try:
+        return schema.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        log.error("%s: rejected malformed payload (%s)", task, problems)
+        return None
+
+
+def _run(task: Task, action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except TRANSIENT as exc:
+        countdown = min(2**task.request.retries, 30)
+        log.warning("%s: transient %s, retry in %ss", task.name, type(exc).__name__, countdown)
+        raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES) from exc
+
+
+@app.task(name=REPLY_TASK, bind=True)
+def reply(self: Task, payload: Any) -> None:
+    """Answer one user message; per-chat lock keeps a chat's messages in order."""
+    req = _parse(ReplyRequest, payload, REPLY_TASK)
+    if req is None:
+        return
+
+    def locked_reply() -> None:
+        lock = runtime.redis_client().lock(
+            chat_lock_key(req.chat_id), timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S
+        )
+        if not lock.acquire():
+            raise LockError(f"chat {req.chat_id} busy")
+        try:
+            runtime.service().reply(req)
+        finally:
+            lock.release()
+
+    _run(self, locked_reply)
+
+
+@app.task(name=FEEDBACK_TASK, bind=True)
+def feedback(self: Task, payload: Any) -> None:
+    req = _parse(FeedbackRequest, payload, FEEDBACK_TASK)
+    if req is not None:
+        try:
+            _run(self, lambda: runtime.service().feedback(req))
+        except ValueError as exc:  # e.g. a vote on a turn that was forgotten meanwhile
+            log.error("%s: %s", FEEDBACK_TASK, exc)
+
+
+@app.task(name=FORGET_TASK, bind=True)
+def forget(self: Task, payload: Any) -> None:
+    req = _parse(ForgetRequest, payload, FORGET_TASK)
+    if req is not None:
+        _run(self, lambda: runtime.service().forget(req))
+
+
+@app.task(name=RESET_TASK, bind=True)
+def reset(self: Task, payload: Any) -> None:
+    req = _parse(ResetRequest, payload, RESET_TASK)
+    if req is not None:
+        _run(self, lambda: runtime.service().reset(req))
