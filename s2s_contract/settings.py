@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     device: str = "auto"
     # Seconds before Redis redelivers an unacknowledged task.
     broker_visibility_timeout: int = Field(default=3600, ge=1)
+    # Worker Prometheus metrics / health endpoint (0: off).
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
 
     @field_validator("database_url")
     @classmethod

@@ -34,6 +34,12 @@ def context_key(chat_id: int) -> str:
     return f"s2s:context:{chat_id}"
 
 
+def pending_key(chat_id: int) -> str:
+    """Redis hash of the chat's messages sent to the worker and not yet answered
+    (message id → ReplyRequest JSON). The worker answers them in message-id order."""
+    return f"s2s:pending:{chat_id}"
+
+
 def chat_lock_key(chat_id: int) -> str:
     """Redis lock that keeps one chat's messages in order."""
     return f"s2s:lock:chat:{chat_id}"

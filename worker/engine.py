@@ -26,6 +26,7 @@ from s2s_core.checkpoint import load_checkpoint, weights_digest
 from s2s_core.decoding import DecodeConfig, Hypothesis, generate
 from s2s_core.model import Seq2Seq
 from s2s_core.tokenizer import Tokenizer
+from worker import metrics
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,8 @@ class Engine:
             for request in requests:
                 request.future.set_exception(exc)
             return
+        metrics.BATCH_SIZE.observe(len(requests))
+        metrics.DECODE.observe(ms / 1000)
         for request, hyps in zip(requests, results, strict=True):
             request.future.set_result(Decoded(hyps, serving.version, len(requests), ms))
 
@@ -172,5 +175,6 @@ class Engine:
 
     def _load(self, version: str, path: Path) -> LoadedModel:
         model, tokenizer, meta = load_checkpoint(path, self.device)
+        metrics.MODEL_LOADED.set(1)
         log.info("serving model %s from %s on %s", version[:12], path, self.device)
         return LoadedModel(version, model, tokenizer, meta)

@@ -25,6 +25,7 @@ from s2s_contract.tasks import (
 )
 from s2s_core.corpora import Turn
 from s2s_core.data import encode_context
+from worker import metrics
 from worker.engine import Engine
 from worker.replies import choose, decode_config
 from worker.store import DialogueStore, Exchange, GenerationInfo, StoredReply
@@ -69,6 +70,7 @@ class ReplyService:
         stored = self.store.find_reply(req.chat_id, req.message_id)
         if stored is None:
             stored = self._answer(req)
+        metrics.REPLIES.labels("new" if stored.created else "repeat").inc()
         if self.publisher is not None:  # a repeat re-publishes: delivery is at-least-once
             self.publisher.publish(
                 ReplyEvent(

@@ -9,12 +9,14 @@ from concurrent.futures import TimeoutError as DecodeTimeout
 from typing import Any
 
 from celery import Task
+from celery.signals import worker_ready
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeout
 from sqlalchemy.exc import OperationalError
 
+from s2s_contract.settings import get_settings
 from s2s_contract.tasks import (
     FEEDBACK_TASK,
     FORGET_TASK,
@@ -26,8 +28,9 @@ from s2s_contract.tasks import (
     ResetRequest,
     chat_lock_key,
 )
-from worker import runtime
+from worker import metrics, runtime
 from worker.celery_app import app
+from worker.inbox import ChatInbox
 
 log = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, RedisConnectionError, RedisTimeout, DecodeTimeout, LockError)
@@ -45,6 +48,7 @@ def _parse(schema: type[BaseModel], payload: Any, task: str) -> Any:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         log.error("%s: rejected malformed payload (%s)", task, problems)
+        metrics.TASK_ERRORS.labels(task, "malformed").inc()
         return None
 
 
@@ -57,25 +61,36 @@ def _run(task: Task, action: Callable[[], Any]) -> Any:
         raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES) from exc
 
 
+@worker_ready.connect
+def _serve_metrics(**_: Any) -> None:
+    metrics.serve(get_settings().metrics_port)
+
+
 @app.task(name=REPLY_TASK, bind=True)
 def reply(self: Task, payload: Any) -> None:
-    """Answer one user message; per-chat lock keeps a chat's messages in order."""
+    """Answer one user message, and any earlier pending message of its chat first: under
+    the chat's lock, messages are answered in the order they were sent."""
     req = _parse(ReplyRequest, payload, REPLY_TASK)
     if req is None:
         return
 
-    def locked_reply() -> None:
-        lock = runtime.redis_client().lock(
+    def in_order() -> None:
+        client = runtime.redis_client()
+        lock = client.lock(
             chat_lock_key(req.chat_id), timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S
         )
         if not lock.acquire():
             raise LockError(f"chat {req.chat_id} busy")
         try:
-            runtime.service().reply(req)
+            service, inbox = runtime.service(), ChatInbox(client)
+            answered = service.store.find_reply(req.chat_id, req.message_id) is not None
+            for message in inbox.due(req, answered):
+                service.reply(message)
+                inbox.done(message)
         finally:
             lock.release()
 
-    _run(self, locked_reply)
+    _run(self, in_order)
 
 
 @app.task(name=FEEDBACK_TASK, bind=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,9 +12,17 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
+from s2s_contract.client import send_reply
 from s2s_contract.settings import Settings
-from s2s_contract.tasks import REPLIES_STREAM, REPLY_TASK, ReplyEvent, context_key
-from tests.utils.services import scratch_redis_url, wait_for, worker_process
+from s2s_contract.tasks import (
+    REPLIES_STREAM,
+    REPLY_TASK,
+    ReplyEvent,
+    ReplyRequest,
+    context_key,
+    pending_key,
+)
+from tests.utils.services import free_port, scratch_redis_url, wait_for, worker_process
 from worker.celery_app import create_app
 from worker.store import DialogueStore
 from worker.store.migrate import upgrade
@@ -27,12 +36,14 @@ def stack(tmp_path: Path, checkpoint_dir: Path) -> Iterator[dict[str, object]]:
     redis_url = scratch_redis_url()
     db_url = f"sqlite:///{tmp_path / 'worker.sqlite3'}"
     upgrade(db_url)
+    port = free_port()
     env = {
         "REDIS_URL": redis_url,
         "DATABASE_URL": db_url,
         "MODEL_DIR": str(checkpoint_dir),
         "DEVICE": "cpu",
         "BROKER_VISIBILITY_TIMEOUT": "30",
+        "METRICS_PORT": str(port),
     }
     producer = create_app(Settings(redis_url=redis_url))
     client = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -44,6 +55,7 @@ def stack(tmp_path: Path, checkpoint_dir: Path) -> Iterator[dict[str, object]]:
             "store": store,
             "proc": proc,
             "log": tmp_path / "worker.log",
+            "metrics": f"http://127.0.0.1:{port}/metrics",
         }
     store.engine.dispose()
     client.flushdb()
@@ -58,6 +70,11 @@ def payload(chat: int, message: int, text: str = "hello there") -> dict[str, obj
         "text": text,
         "enqueued_at": time.time(),
     }
+
+
+def send(producer: object, client: redis.Redis, chat: int, message: int, text: str = "hi") -> None:
+    """As the bot sends: registered as pending for its chat, then queued."""
+    send_reply(client, producer, ReplyRequest.model_validate(payload(chat, message, text)))
 
 
 def events(client: redis.Redis) -> list[ReplyEvent]:
@@ -76,7 +93,7 @@ def test_concurrent_replies_are_stored_and_published_once(stack: dict) -> None:
     producer, client, store = stack["producer"], stack["redis"], stack["store"]
     for message in range(5):
         for chat in range(40):
-            producer.send_task(REPLY_TASK, args=[payload(1000 + chat, message + 1, f"m{message}")])
+            send(producer, client, 1000 + chat, message + 1, f"m{message}")
     wait_for(lambda: client.xlen(REPLIES_STREAM) >= 200, 180, "200 replies on the stream")
     published = events(client)
     assert len({(e.chat_id, e.message_id) for e in published}) == len(published) == 200
@@ -85,19 +102,25 @@ def test_concurrent_replies_are_stored_and_published_once(stack: dict) -> None:
     for chat in range(40):
         order = [e.message_id for e in published if e.chat_id == 1000 + chat]
         assert order == sorted(order)
+    assert not any(client.exists(pending_key(1000 + c)) for c in range(40))
     context = [json.loads(t) for t in client.lrange(context_key(1000), 0, -1)]
     assert context and all(t["speaker"] == "bot" for t in context)
     assert stack["proc"].poll() is None
+    with urllib.request.urlopen(stack["metrics"], timeout=5) as response:
+        exposed = response.read().decode()
+    assert 's2s_replies_total{outcome="new"} 200.0' in exposed
+    assert "s2s_model_loaded 1.0" in exposed
 
 
-def test_duplicate_delivery_stores_one_reply(stack: dict) -> None:
+def test_duplicate_delivery_stores_and_publishes_one_reply(stack: dict) -> None:
     producer, client, store = stack["producer"], stack["redis"], stack["store"]
-    for _ in range(2):
-        producer.send_task(REPLY_TASK, args=[payload(7, 1)])
-    wait_for(lambda: client.xlen(REPLIES_STREAM) >= 2, 60, "both deliveries")
-    first, second = events(client)
-    assert first.bot_turn_id == second.bot_turn_id and first.text == second.text
-    assert count(store, Generation) == 1
+    send(producer, client, 7, 1)
+    producer.send_task(REPLY_TASK, args=[payload(7, 1)])  # the broker delivers it again
+    send(producer, client, 7, 2)  # a later message proves both duplicates were handled
+    wait_for(lambda: client.xlen(REPLIES_STREAM) >= 2, 60, "both messages answered")
+    time.sleep(1)
+    assert [e.message_id for e in events(client)] == [1, 2]
+    assert count(store, Generation) == 2
 
 
 def test_malformed_payload_is_rejected_and_the_worker_lives(stack: dict) -> None:
@@ -148,7 +171,7 @@ def test_killed_worker_loses_nothing(tmp_path: Path, tiny_tokenizer: object) -> 
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     store = DialogueStore(db_url)
     for i in range(300):
-        producer.send_task(REPLY_TASK, args=[payload(2000 + i % 60, i + 1)])
+        send(producer, client, 2000 + i % 60, i + 1)
     with (
         worker_process(env, tmp_path / "a.log", concurrency=8) as victim,
         worker_process(env, tmp_path / "b.log", concurrency=8),
@@ -197,7 +220,7 @@ def test_hot_reload_switches_versions_without_dropping(
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     with worker_process(env, tmp_path / "w.log", concurrency=4):
         for i in range(60):
-            producer.send_task(REPLY_TASK, args=[payload(3000 + i % 5, i + 1)])
+            send(producer, client, 3000 + i % 5, i + 1)
             if i == 20:
                 wait_for(
                     lambda: client.xlen(REPLIES_STREAM) >= 10, 60, "replies from the old model"

@@ -1,0 +1,40 @@
+"""The chat's pending messages in Redis: what the worker must answer, in order."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from s2s_contract.tasks import ReplyRequest, pending_key
+
+log = logging.getLogger(__name__)
+
+
+class ChatInbox:
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+
+    def due(self, request: ReplyRequest, answered: bool) -> list[ReplyRequest]:
+        """The chat's pending messages up to and including ``request``, oldest first.
+        A request that is not pending was either drained by an earlier task (``answered``:
+        nothing to do) or sent without registering (answer it alone)."""
+        key = pending_key(request.chat_id)
+        pending = self.redis.hgetall(key)
+        messages = []
+        for raw_id, raw in pending.items():
+            try:
+                message = ReplyRequest.model_validate_json(raw)
+            except ValidationError:
+                log.error("dropping a malformed pending message of chat %s", request.chat_id)
+                self.redis.hdel(key, raw_id)
+                continue
+            if message.message_id <= request.message_id:
+                messages.append(message)
+        if not any(m.message_id == request.message_id for m in messages) and not answered:
+            messages.append(request)
+        return sorted(messages, key=lambda m: m.message_id)
+
+    def done(self, request: ReplyRequest) -> None:
+        self.redis.hdel(pending_key(request.chat_id), str(request.message_id))

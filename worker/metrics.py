@@ -1,0 +1,31 @@
+"""Prometheus metrics of the worker process, served over HTTP on METRICS_PORT (also the
+health check: the endpoint answers while the worker lives and reports whether a model is
+loaded)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+QUEUE_WAIT = Histogram("s2s_queue_wait_seconds", "Enqueue by the bot to decode start")
+BATCH_SIZE = Histogram(
+    "s2s_batch_size", "Requests per generate() call", buckets=(1, 2, 4, 8, 16, 32, 64, 128)
+)
+DECODE = Histogram("s2s_decode_seconds", "One batched generate() call")
+REPLIES = Counter("s2s_replies_total", "Replies published", ["outcome"])  # new | repeat
+TASK_ERRORS = Counter("s2s_task_errors_total", "Task failures", ["task", "kind"])
+MODEL_LOADED = Gauge("s2s_model_loaded", "1 once a model serves, else 0")
+
+_started = threading.Event()
+
+
+def serve(port: int) -> None:
+    """Starts the metrics endpoint once per process (port 0: off)."""
+    if port and not _started.is_set():
+        start_http_server(port)
+        _started.set()
+        log.info("metrics on :%d/metrics", port)
