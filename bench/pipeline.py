@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +142,24 @@ def bare_decode_ms(model_dir: Path, batch: int, repeats: int) -> float:
     return 1000 * (time.perf_counter() - start) / repeats
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _batches(port: int) -> tuple[float, float]:
+    """(requests decoded, generate() calls) so far, from the worker's metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    values = dict(
+        line.rsplit(" ", 1)
+        for line in text.splitlines()
+        if line.startswith(("s2s_batch_size_sum", "s2s_batch_size_count"))
+    )
+    return float(values["s2s_batch_size_sum"]), float(values["s2s_batch_size_count"])
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     levels = (1, 8, 32)
     messages = 2 if quick else 4
@@ -152,13 +172,14 @@ def run(quick: bool = False) -> dict[str, Any]:
         model_dir = make_checkpoint(folder, quick)
         db_url = f"sqlite:///{folder / 'bench.sqlite3'}"
         upgrade(db_url)
+        port = _free_port()
         env = {
             **os.environ,
             "REDIS_URL": redis_url,
             "DATABASE_URL": db_url,
             "MODEL_DIR": str(model_dir),
             "DEVICE": "cpu",
-            "METRICS_PORT": "0",
+            "METRICS_PORT": str(port),
         }
         with open(folder / "worker.log", "wb") as log:
             worker = subprocess.Popen(
@@ -178,10 +199,13 @@ def run(quick: bool = False) -> dict[str, Any]:
             producer = create_app(Settings(redis_url=redis_url))
             waiter = StreamWaiter(client)
             talk(1, 1, 900_000, producer, client, waiter)  # warm-up: model load
-            pipeline = [
-                talk(c, messages, 1000 * (i + 1), producer, client, waiter)
-                for i, c in enumerate(levels)
-            ]
+            pipeline = []
+            for i, c in enumerate(levels):
+                before = _batches(port)
+                row = talk(c, messages, 1000 * (i + 1), producer, client, waiter)
+                after = _batches(port)
+                row["mean_batch"] = (after[0] - before[0]) / max(after[1] - before[1], 1)
+                pipeline.append(row)
             waiter.stop.set()
         finally:
             worker.terminate()

@@ -40,7 +40,12 @@ def service() -> ReplyService:
         if _service is None:
             settings = get_settings()
             store = DialogueStore(settings.database_url)
-            engine = Engine(registry_source(store, settings), settings.device)
+            engine = Engine(
+                registry_source(store, settings),
+                settings.device,
+                max_batch=settings.batch_max_size,
+                max_wait_ms=settings.batch_max_wait_ms,
+            )
             _redis = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
             _service = ReplyService(store, engine, RedisPublisher(_redis) if _redis else None)
         return _service
