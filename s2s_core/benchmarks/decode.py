@@ -15,12 +15,11 @@ from typing import Any
 
 import torch
 
+from s2s_core.benchmarks.sizes import FULL, QUICK, sized_model
 from s2s_core.benchmarks.textbook import textbook_beam, textbook_greedy
 from s2s_core.decoding import DecodeConfig, generate
-from s2s_core.model import ModelConfig, Seq2Seq
+from s2s_core.model import ModelConfig
 
-FULL = {"src_vocab": 5000, "tgt_vocab": 4000, "emb": 256, "hidden": 512, "layers": 2}
-QUICK = {"src_vocab": 400, "tgt_vocab": 300, "emb": 16, "hidden": 32, "layers": 2}
 STRATEGIES: dict[str, dict[str, Any]] = {
     "greedy": {"strategy": "greedy"},
     "beam5": {"beam_size": 5},
@@ -63,16 +62,7 @@ def run(
     size = QUICK if quick else FULL
     batches = batches or ((1, 8) if quick else (1, 8, 64, 256))
     torch.manual_seed(0)
-    model = Seq2Seq(
-        ModelConfig(
-            size["src_vocab"],
-            size["tgt_vocab"],
-            size["emb"],
-            size["hidden"],
-            size["layers"],
-            dropout=0.0,
-        )
-    ).eval()
+    model = sized_model(size, dropout=0.0).eval()
     rng = random.Random(0)
     sources = [
         [rng.randrange(4, size["src_vocab"]) for _ in range(20)] for _ in range(max(batches))

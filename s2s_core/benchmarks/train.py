@@ -15,29 +15,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from s2s_core.benchmarks.sizes import FULL, QUICK, sized_model
 from s2s_core.benchmarks.textbook import TextbookSeq2Seq, textbook_train_step
 from s2s_core.data import BucketBatchSampler, PairDataset, collate
-from s2s_core.model import ModelConfig, Seq2Seq
+from s2s_core.model import Seq2Seq
 from s2s_core.special import PAD_ID
 from s2s_core.tokenizer import Tokenizer
 from s2s_core.train import Batch, TrainConfig, Trainer
 
-FULL = {"src_vocab": 5000, "tgt_vocab": 4000, "emb": 256, "hidden": 512, "layers": 2}
-QUICK = {"src_vocab": 400, "tgt_vocab": 300, "emb": 16, "hidden": 32, "layers": 2}
-
 
 def _models(size: dict[str, int]) -> tuple[Seq2Seq, TextbookSeq2Seq]:
     torch.manual_seed(0)
-    ours = Seq2Seq(
-        ModelConfig(
-            size["src_vocab"],
-            size["tgt_vocab"],
-            size["emb"],
-            size["hidden"],
-            size["layers"],
-            dropout=0.1,
-        )
-    )
+    ours = sized_model(size, dropout=0.1)
     textbook = TextbookSeq2Seq(
         size["src_vocab"],
         size["tgt_vocab"],
