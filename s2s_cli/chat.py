@@ -1,8 +1,10 @@
-"""``s2s chat``: talk to a model in the terminal.
+"""``s2s chat``: talk to a model in the terminal, through the same reply service the worker
+runs (context from the store, batched decoding, candidate choice, storage), in-process:
+no Celery, no Redis. History lives in DATABASE_URL (SQLite under var/ by default) and
+survives between runs.
 
 Interactive on a terminal (a prompt, ``/reset``, ``/quit``); otherwise one utterance per input
-line and exactly one reply per output line, nothing else on stdout. The conversation context
-is the last turns of this session, built exactly as in training.
+line and exactly one reply per output line, nothing else on stdout.
 """
 
 from __future__ import annotations
@@ -13,53 +15,62 @@ from typing import Annotated
 
 import typer
 
-from s2s_cli.options import decode_config_from_options, fail, one_line
+from s2s_cli.options import fail, one_line
 
-DEFAULT_STYLE = "hamming"  # the product's default: diversity-penalized beam search
+LOCAL_CHAT = 1  # the terminal is one private chat with one user
 
 
-class Conversation:
-    """Recent turns and the model that answers them."""
-
+class LocalChat:
     def __init__(self, model_dir: Path, style: str, device: str) -> None:
-        from s2s_core.checkpoint import load_checkpoint
+        from s2s_contract.settings import Settings
+        from worker.engine import Engine, default_source
+        from worker.service import ReplyService
+        from worker.store import DialogueStore
+        from worker.store.migrate import upgrade
 
-        self.model, self.tokenizer, meta = load_checkpoint(model_dir, device)
-        data = meta.get("data", {})
-        self.context_turns = int(data.get("context_turns", 3))
-        self.max_src_len = int(data.get("max_src_len", 64))
-        self.decode = decode_config_from_options(style, meta)
-        self.turns: list[tuple[str, str]] = []  # (speaker, text), oldest first
+        settings = Settings()
+        if settings.database_url.startswith("sqlite"):
+            upgrade(settings.database_url)  # the embedded default sets itself up
+        store = DialogueStore(settings.database_url)
+        engine = Engine(default_source(model_dir), device, max_wait_ms=0)
+        engine.loaded()  # fail now, not at the first message
+        self.service = ReplyService(store, engine, publisher=None)
+        self.style = style
+        self.message_id = store.last_message_id(LOCAL_CHAT)
 
     def reply(self, text: str) -> str:
-        from s2s_core.corpora import Turn
-        from s2s_core.data import encode_context
-        from s2s_core.decoding import generate
+        from s2s_contract.tasks import MAX_TEXT, ReplyRequest
 
-        self.turns.append(("user", text))
-        recent = [Turn(t, s) for s, t in self.turns[-self.context_turns :]]
-        source = encode_context(self.tokenizer, recent, self.max_src_len)
-        best = generate(self.model, [source], self.decode)[0][0]
-        answer = one_line(self.tokenizer.decode(best.tokens)).strip()
-        self.turns.append(("bot", answer))
-        return answer
+        self.message_id += 1
+        request = ReplyRequest.model_validate(
+            {
+                "chat_id": LOCAL_CHAT,
+                "user_id": LOCAL_CHAT,
+                "message_id": self.message_id,
+                "text": text[:MAX_TEXT],
+                "style": self.style,
+            }
+        )
+        return one_line(self.service.reply(request).text)
 
     def reset(self) -> None:
-        self.turns.clear()
+        from s2s_contract.tasks import ResetRequest
+
+        self.service.reset(ResetRequest(chat_id=LOCAL_CHAT))
 
 
 def chat(
     model: Annotated[Path, typer.Option(envvar="MODEL_DIR", help="Checkpoint folder.")] = Path(
         "models/default"
     ),
-    style: Annotated[
-        str, typer.Option(help="greedy | beam | sibling | hamming | sample")
-    ] = DEFAULT_STYLE,
-    device: Annotated[str, typer.Option(envvar="DEVICE", help="cpu | cuda")] = "cpu",
+    style: Annotated[str, typer.Option(help="focused | varied | playful")] = "varied",
+    device: Annotated[str, typer.Option(envvar="DEVICE", help="auto | cpu | cuda")] = "cpu",
 ) -> None:
     """Chat with a model in the terminal (one reply per line when stdin is not a terminal)."""
+    if style not in ("focused", "varied", "playful"):
+        fail(f"style must be focused, varied or playful, got {style!r}")
     try:
-        conversation = Conversation(model, style, device)
+        conversation = LocalChat(model, style, device)
     except (ValueError, OSError) as exc:
         fail(f"{exc} (train one with `s2s train`, or set MODEL_DIR)")
     interactive = sys.stdin.isatty()

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from s2s_core.checkpoint import load_checkpoint, weights_digest
+from s2s_core.checkpoint import CheckpointError, load_checkpoint, weights_digest
 from s2s_core.decoding import DecodeConfig, Hypothesis, generate
 from s2s_core.model import Seq2Seq
 from s2s_core.tokenizer import Tokenizer
@@ -61,6 +61,10 @@ class _Request:
 
 def default_source(model_dir: Path) -> ActiveSource:
     """The checkpoint in ``model_dir``, identified by its weights."""
+    if not model_dir.is_dir():
+        raise CheckpointError(f"checkpoint {model_dir}: not a directory")
+    if not (model_dir / "model.safetensors").is_file():
+        raise CheckpointError(f"checkpoint {model_dir}: missing model.safetensors")
     digest = weights_digest(model_dir)
     return lambda: (digest, model_dir)
 

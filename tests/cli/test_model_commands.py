@@ -161,10 +161,27 @@ def test_bad_arguments_fail_clearly(
     assert "Traceback" not in result.output
 
 
-def test_chat_answers_one_line_per_input_line(trained: Path) -> None:
-    result = runner.invoke(app, ["chat", "--model", str(trained)], input="a b c\n\nd e\n")
-    assert result.exit_code == 0, result.output
-    assert len(result.stdout.splitlines()) == 3
+def test_chat_answers_one_line_per_input_line_and_keeps_history(
+    trained: Path, tmp_path: Path
+) -> None:
+    from worker.store import DialogueStore
+
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'chat.sqlite3'}"}
+    for _ in range(2):
+        result = runner.invoke(
+            app, ["chat", "--model", str(trained)], input="a b c\n\nd e\n", env=env
+        )
+        assert result.exit_code == 0, result.output
+        assert len(result.stdout.splitlines()) == 3
+    store = DialogueStore(env["DATABASE_URL"])
+    history = store.recent_context(1, 10)
+    assert [text for speaker, text in history if speaker == "user"] == ["a b c", "d e"] * 2
+    store.engine.dispose()
+
+
+def test_chat_rejects_an_unknown_style(trained: Path) -> None:
+    result = runner.invoke(app, ["chat", "--model", str(trained), "--style", "loud"])
+    assert result.exit_code == 2 and "style" in result.output
 
 
 def test_chat_without_a_model_explains(tmp_path: Path) -> None:

@@ -111,6 +111,14 @@ class DialogueStore:
             ).all()
         return [(r.speaker, r.text) for r in reversed(rows)]
 
+    def last_message_id(self, chat_id: int) -> int:
+        """The highest user message id stored for the chat (0 when none)."""
+        with self.sessions() as s:
+            found = s.scalar(
+                select(func.max(Turn.telegram_message_id)).where(Turn.chat_id == chat_id)
+            )
+        return int(found or 0)
+
     def reset_conversation(self, chat_id: int) -> bool:
         """Ends the chat's open conversation; the next message starts a new one."""
         with self.sessions() as s, s.begin():
