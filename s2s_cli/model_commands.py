@@ -116,7 +116,11 @@ def evaluate(
     split: Annotated[str, typer.Option(help="train | valid | test")] = "test",
     limit: Annotated[int | None, typer.Option(help="First N pairs of the split.")] = None,
     strategies: Annotated[
-        str, typer.Option(help="Comma list: ppl,greedy,beam,sibling,hamming,sample, or 'ppl'.")
+        str,
+        typer.Option(
+            help="Comma list: ppl, greedy, beam, sibling, hamming, sample, "
+            "or a reply style (focused, varied, playful)."
+        ),
     ] = "ppl",
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,

@@ -21,9 +21,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+STYLES = ("focused", "varied", "playful")  # the product's reply styles (worker.replies)
+
+
 def decode_config_from_options(name: str, meta: dict[str, Any], **overrides: Any) -> DecodeConfig:
+    if name in STYLES and not overrides:
+        from worker.replies import decode_config
+
+        return decode_config(name, meta.get("decode"))
     if name not in PRESETS:
-        raise ValueError(f"strategy must be one of {', '.join(PRESETS)}, got {name!r}")
+        names = ", ".join([*PRESETS, *STYLES])
+        raise ValueError(f"strategy must be one of {names}, got {name!r}")
     tuned = dict(meta.get("decode", {}))
     for key in ("strategy", "diversity"):
         tuned.pop(key, None)

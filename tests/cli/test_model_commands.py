@@ -193,3 +193,13 @@ def test_chat_without_a_model_explains(tmp_path: Path) -> None:
 def test_worker_needs_redis() -> None:
     result = runner.invoke(app, ["worker"], env={"REDIS_URL": ""})
     assert result.exit_code == 2 and "REDIS_URL" in result.output
+
+
+def test_eval_measures_the_reply_styles(trained: Path) -> None:
+    result = runner.invoke(
+        app, ["eval", "--model", str(trained), "--limit", "8", "--strategies", "varied,focused"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert report["varied"]["decode"]["diversity"] == "hamming"
+    assert report["focused"]["decode"]["diversity"] == "none"
