@@ -167,9 +167,12 @@ class Engine:
             start = time.perf_counter()
             results = generate(serving.model, [r.source for r in requests], cfg)
             ms = (time.perf_counter() - start) * 1000
-        except Exception as exc:  # each caller gets the failure, the thread lives on
-            for request in requests:
-                request.future.set_exception(exc)
+        except Exception as exc:  # the thread lives on; only the faulty request fails
+            if len(requests) > 1:
+                for request in requests:
+                    self._decode(cfg, [request])
+            else:
+                requests[0].future.set_exception(exc)
             return
         metrics.BATCH_SIZE.observe(len(requests))
         metrics.DECODE.observe(ms / 1000)

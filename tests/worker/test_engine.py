@@ -1,0 +1,56 @@
+"""The dynamic batcher: one generate() per group of equal settings, each request its own
+result or exception, and model swaps between batches."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from s2s_core import DecodeConfig, Tokenizer, generate, load_checkpoint, save_checkpoint
+from tests.conftest import tiny_model
+from worker.engine import Decoded, Engine, default_source
+
+GREEDY = DecodeConfig(strategy="greedy", max_len=6)
+BEAM = DecodeConfig(beam_size=3, max_len=6)
+
+
+def test_requests_batch_by_settings_and_match_direct_decoding(checkpoint_dir: Path) -> None:
+    engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=16, max_wait_ms=200)
+    sources = [[5 + i, 6, 7] for i in range(10)]
+    futures: list[Future[Decoded]] = [
+        engine.submit(src, GREEDY if i % 2 else BEAM) for i, src in enumerate(sources)
+    ]
+    results = [f.result(timeout=30) for f in futures]
+    model, _, _ = load_checkpoint(checkpoint_dir)
+    for i, (src, got) in enumerate(zip(sources, results, strict=True)):
+        expected = generate(model, [src], GREEDY if i % 2 else BEAM)[0]
+        assert [h.tokens for h in got.hypotheses] == [h.tokens for h in expected]
+    assert max(r.batch_size for r in results) > 1
+    engine.close()
+
+
+def test_a_bad_request_fails_alone(checkpoint_dir: Path) -> None:
+    engine = Engine(default_source(checkpoint_dir), "cpu", max_wait_ms=200)
+    good = engine.submit([5, 6], GREEDY)
+    bad = engine.submit([5, 10**6], GREEDY)  # id outside the vocabulary
+    also_good = engine.submit([7], GREEDY)
+    assert good.result(timeout=30).hypotheses and also_good.result(timeout=30).hypotheses
+    with pytest.raises(ValueError, match="outside"):
+        bad.result(timeout=30)
+    engine.close()
+
+
+def test_model_swaps_between_batches(tmp_path: Path, tiny_tokenizer: Tokenizer) -> None:
+    vocab = tiny_tokenizer.vocab_size
+    old = save_checkpoint(tmp_path / "old", tiny_model(vocab), tiny_tokenizer, {})
+    new = save_checkpoint(tmp_path / "new", tiny_model(vocab, cell="gru"), tiny_tokenizer, {})
+    active = {"version": ("old", old)}
+    engine = Engine(lambda: active["version"], "cpu", reload_every_s=0.0)
+    assert engine.submit([5], GREEDY).result(timeout=30).version == "old"
+    active["version"] = ("new", new)
+    assert engine.submit([5], GREEDY).result(timeout=30).version == "new"
+    active["version"] = ("broken", tmp_path / "missing")  # a failed reload keeps serving
+    assert engine.submit([5], GREEDY).result(timeout=30).version == "new"
+    engine.close()
