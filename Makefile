@@ -9,12 +9,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test test-fast lint format chat bench clean
 
+# Silent on stdout (progress goes to stderr), so `printf ... | make chat` prints replies only.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@echo "setting up $(VENV) (first run only)..." >&2
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
+	@$(BIN)/python -m pip install --quiet $(TORCH_SPEC) >&2
+	@$(BIN)/python -m pip install --quiet -e '.[dev]' >&2
+	@touch $(STAMP)
 
 install: $(STAMP)
 
@@ -34,7 +36,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 chat: $(STAMP)
-	$(BIN)/s2s chat
+	@$(BIN)/s2s chat
 
 bench: $(STAMP)
 	$(BIN)/python bench/train.py
