@@ -7,13 +7,14 @@ The decoding interface (``encode`` → ``decode_step`` / ``reorder_state``) is w
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from s2s_core.config_io import strict_from_dict
 from s2s_core.special import PAD_ID, UNK_ID
 
 CELLS = ("lstm", "gru")
@@ -55,11 +56,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"ModelConfig got unknown fields: {', '.join(unknown)}")
-        return cls(**data)
+        return strict_from_dict(cls, data)
 
 
 RnnState = tuple[Tensor, ...]  # (h,) for GRU, (h, c) for LSTM; each [layers, batch, hidden]

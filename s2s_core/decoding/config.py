@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from s2s_core.config_io import strict_from_dict
 
 STRATEGIES = ("greedy", "beam", "sample")
 DIVERSITIES = ("none", "sibling", "hamming")
@@ -64,11 +66,7 @@ class DecodeConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DecodeConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"DecodeConfig got unknown fields: {', '.join(unknown)}")
-        return cls(**data)
+        return strict_from_dict(cls, data)
 
 
 def _choice(name: str, value: object, allowed: tuple[object, ...]) -> None:
