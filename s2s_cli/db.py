@@ -11,7 +11,8 @@ from s2s_cli.options import fail
 db_app = typer.Typer(help="Migrate the dialogue database at DATABASE_URL.", no_args_is_help=True)
 
 
-def _url() -> str:
+def database_url() -> str:
+    """DATABASE_URL from settings; an invalid one ends the command with its error."""
     from pydantic import ValidationError
 
     from s2s_contract.settings import Settings
@@ -27,8 +28,8 @@ def upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
     """Upgrade the schema (to the newest revision by default)."""
     from worker.store import migrate
 
-    _run(lambda: migrate.upgrade(_url(), revision))
-    typer.echo(migrate.current(_url()))
+    run_db_action(lambda: migrate.upgrade(database_url(), revision))
+    typer.echo(migrate.current(database_url()))
 
 
 @db_app.command()
@@ -36,8 +37,8 @@ def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g
     """Downgrade the schema to REVISION."""
     from worker.store import migrate
 
-    _run(lambda: migrate.downgrade(_url(), revision))
-    typer.echo(migrate.current(_url()))
+    run_db_action(lambda: migrate.downgrade(database_url(), revision))
+    typer.echo(migrate.current(database_url()))
 
 
 @db_app.command()
@@ -45,13 +46,14 @@ def current() -> None:
     """Print the schema revision the database is at."""
     from worker.store import migrate
 
-    _run(lambda: typer.echo(migrate.current(_url())))
+    run_db_action(lambda: typer.echo(migrate.current(database_url())))
 
 
-def _run(action: object) -> None:
+def run_db_action(action: object) -> None:
     from alembic.util import CommandError
     from sqlalchemy.exc import OperationalError
 
+    """Runs a database action; a database or Alembic error becomes one error line."""
     try:
         action()  # type: ignore[operator]
     except (CommandError, OperationalError) as exc:

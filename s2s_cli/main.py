@@ -8,6 +8,7 @@ import typer
 
 from s2s_cli import chat, model_commands
 from s2s_cli.db import db_app
+from s2s_cli.models_command import models_app
 from s2s_cli.worker_command import worker
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.command("chat")(chat.chat)
 app.command("worker")(worker)
 app.add_typer(model_commands.bench_app, name="bench")
 app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
 
 
 @app.callback()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -26,3 +27,33 @@ def test_bad_database_url_and_revision(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
     unknown = runner.invoke(app, ["db", "upgrade", "9999"], env=env)
     assert unknown.exit_code == 2 and "9999" in unknown.output
+
+
+def test_models_register_list_promote(
+    tmp_path: Path, checkpoint_dir: Path, tiny_tokenizer: object
+) -> None:
+    from s2s_core import save_checkpoint
+    from tests.conftest import tiny_model
+
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+    first = runner.invoke(app, ["models", "register", str(checkpoint_dir), "--promote"], env=env)
+    assert first.exit_code == 0, first.output
+    other = save_checkpoint(
+        tmp_path / "other",
+        tiny_model(tiny_tokenizer.vocab_size, cell="gru"),  # type: ignore[attr-defined]
+        tiny_tokenizer,
+        {},
+    )  # type: ignore[arg-type]
+    second = runner.invoke(app, ["models", "register", str(other)], env=env).stdout.strip()
+    promoted = runner.invoke(app, ["models", "promote", second[:12]], env=env)
+    assert promoted.exit_code == 0 and promoted.stdout.strip() == second
+    listed = json.loads(runner.invoke(app, ["models", "list"], env=env).stdout)
+    assert {m["id"]: m["status"] for m in listed} == {
+        first.stdout.strip(): "retired",
+        second: "active",
+    }
+    bad = runner.invoke(app, ["models", "register", str(tmp_path / "nope")], env=env)
+    assert bad.exit_code == 2 and "not a directory" in bad.output
+    ambiguous = runner.invoke(app, ["models", "promote", ""], env=env)
+    assert ambiguous.exit_code == 2 and "2 registered versions match" in ambiguous.output

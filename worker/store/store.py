@@ -263,6 +263,22 @@ class DialogueStore:
                 .values(status="active", promoted_at=utcnow())
             )
 
+    def list_models(self) -> list[dict[str, Any]]:
+        """Every registered version, newest first."""
+        with self.sessions() as s:
+            rows = s.scalars(select(ModelVersion).order_by(ModelVersion.created_at.desc())).all()
+            return [
+                {
+                    "id": m.id,
+                    "path": m.path,
+                    "status": m.status,
+                    "metrics": m.metrics,
+                    "created_at": m.created_at.isoformat(),
+                    "promoted_at": m.promoted_at.isoformat() if m.promoted_at else None,
+                }
+                for m in rows
+            ]
+
     def active_model(self) -> tuple[str, str] | None:
         """(version id, path) of the active model, if any."""
         with self.sessions() as s:

@@ -1,0 +1,65 @@
+"""``s2s models``: the model registry. Workers serve the active version and switch to a newly
+promoted one between batches, without a restart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from s2s_cli.db import database_url, run_db_action
+from s2s_cli.options import fail
+
+if TYPE_CHECKING:
+    from worker.store import DialogueStore
+
+models_app = typer.Typer(help="Register, list and promote model versions.", no_args_is_help=True)
+
+
+def _store() -> DialogueStore:
+    from worker.store import DialogueStore
+
+    return DialogueStore(database_url())
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """Registered versions as JSON, newest first."""
+    run_db_action(lambda: typer.echo(json.dumps(_store().list_models(), indent=2)))
+
+
+@models_app.command()
+def register(
+    model: Annotated[Path, typer.Argument(help="Checkpoint folder.")],
+    promote: Annotated[bool, typer.Option(help="Make it the active version at once.")] = False,
+) -> None:
+    """Register a checkpoint as a candidate (its id is the sha256 of its weights)."""
+    from s2s_core.checkpoint import load_checkpoint, weights_digest
+
+    try:
+        _, _, meta = load_checkpoint(model)  # refuse a folder workers could not load
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    version = weights_digest(model)
+    store = _store()
+    run_db_action(
+        lambda: store.register_model(version, str(model.resolve()), meta.get("best") or {})
+    )
+    if promote:
+        run_db_action(lambda: store.promote(version))
+    typer.echo(version)
+
+
+@models_app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Version id (or a unique prefix).")],
+) -> None:
+    """Make VERSION the active model; the previous active one is retired."""
+    store = _store()
+    ids = [m["id"] for m in store.list_models() if m["id"].startswith(version)]
+    if len(ids) != 1:
+        fail(f"{len(ids)} registered versions match {version!r}")
+    run_db_action(lambda: store.promote(ids[0]))
+    typer.echo(ids[0])
