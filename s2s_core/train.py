@@ -233,6 +233,9 @@ class Trainer:
             valid_loss,
             record["valid_ppl"],
         )
+        if complete:
+            p.epoch += 1
+            p.batch_in_epoch = 0
         if valid_loss < p.best_valid_loss:
             p.best_valid_loss, p.bad_epochs = valid_loss, 0
             p.best = record
@@ -241,9 +244,6 @@ class Trainer:
             p.bad_epochs += 1
             p.lr_factor *= cfg.plateau_factor
             p.stopped = p.bad_epochs >= cfg.patience
-        if complete:
-            p.epoch += 1
-            p.batch_in_epoch = 0
         self._save_state()
         self._write_report()
 
@@ -254,7 +254,7 @@ class Trainer:
             "train_config": asdict(self.cfg),
             "training": {
                 "steps": p.step,
-                "epochs": p.epoch,
+                "epochs": round(p.epoch + p.batch_in_epoch / len(self.sampler), 4),
                 "train_tokens": p.train_tokens,
                 "device": str(self.device),
             },

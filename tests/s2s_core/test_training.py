@@ -73,6 +73,7 @@ def test_training_run_writes_report_and_resumes_exactly(
         torch.testing.assert_close(a, b, msg=name)
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert metrics["training"]["steps"] == 30 and metrics["history"]
+    assert metrics["training"]["epochs"] == pytest.approx(30 / 625, abs=1e-3)
     assert (tmp_path / "a" / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
