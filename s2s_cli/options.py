@@ -30,7 +30,8 @@ def decode_config_from_options(name: str, meta: dict[str, Any], **overrides: Any
 
         return decode_config(name, meta.get("decode"))
     if name not in PRESETS:
-        names = ", ".join([*PRESETS, *STYLES])
+        # The styles are whole presets of their own, offered where nothing overrides them.
+        names = ", ".join([*PRESETS] if overrides else [*PRESETS, *STYLES])
         raise ValueError(f"strategy must be one of {names}, got {name!r}")
     tuned = dict(meta.get("decode", {}))
     for key in ("strategy", "diversity"):
