@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
 from s2s_cli import chat, model_commands
 from s2s_cli.db import db_app
+from s2s_cli.logs import setup_logging
 from s2s_cli.models_command import models_app
 from s2s_cli.worker_command import worker
 
@@ -27,10 +26,13 @@ app.add_typer(models_app, name="models")
 
 
 @app.callback()
-def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    log_format: str = typer.Option(
+        "text", envvar="LOG_FORMAT", help="text, or json (one object per line)."
+    ),
+) -> None:
     """An open Seq2Seq chatbot: train, evaluate, decode, and serve it."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("must be text or json", param_hint="--log-format")
+    setup_logging(verbose, log_format)

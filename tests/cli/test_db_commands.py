@@ -57,3 +57,26 @@ def test_models_register_list_promote(
     assert bad.exit_code == 2 and "not a directory" in bad.output
     ambiguous = runner.invoke(app, ["models", "promote", ""], env=env)
     assert ambiguous.exit_code == 2 and "2 registered versions match" in ambiguous.output
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "LOG_FORMAT": "json",
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", "from s2s_cli.main import app; app()", "db", "upgrade"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    assert lines and all({"time", "level", "logger", "message"} <= set(e) for e in lines)
+    assert any("0001" in e["message"] for e in lines)
+    bad = runner.invoke(app, ["--log-format", "xml", "db", "current"])
+    assert bad.exit_code == 2
