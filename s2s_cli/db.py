@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -49,12 +50,12 @@ def current() -> None:
     run_db_action(lambda: typer.echo(migrate.current(database_url())))
 
 
-def run_db_action(action: object) -> None:
+def run_db_action(action: Callable[[], object]) -> None:
     from alembic.util import CommandError
     from sqlalchemy.exc import OperationalError
 
     """Runs a database action; a database or Alembic error becomes one error line."""
     try:
-        action()  # type: ignore[operator]
+        action()
     except (CommandError, OperationalError) as exc:
         fail(str(exc).splitlines()[0])

@@ -13,6 +13,8 @@ import socket
 import time
 from typing import Protocol
 
+from redis import Redis
+
 from s2s_contract.tasks import (
     CONTEXT_TURNS,
     REPLIES_STREAM,
@@ -43,12 +45,12 @@ class Publisher(Protocol):
 class RedisPublisher:
     """Pushes the bot turn onto the chat's recent context and the reply onto the stream."""
 
-    def __init__(self, redis: object, stream_maxlen: int = 100_000) -> None:
+    def __init__(self, redis: Redis, stream_maxlen: int = 100_000) -> None:
         self.redis = redis
         self.maxlen = stream_maxlen
 
     def publish(self, event: ReplyEvent) -> None:
-        pipe = self.redis.pipeline()  # type: ignore[attr-defined]
+        pipe = self.redis.pipeline()
         key = context_key(event.chat_id)
         pipe.rpush(key, json.dumps({"speaker": "bot", "text": event.text}))
         pipe.ltrim(key, -CONTEXT_TURNS, -1)
@@ -59,7 +61,7 @@ class RedisPublisher:
 
     def clear_context(self, chat_ids: list[int]) -> None:
         if chat_ids:
-            self.redis.delete(*(context_key(c) for c in chat_ids))  # type: ignore[attr-defined]
+            self.redis.delete(*(context_key(c) for c in chat_ids))
 
 
 class ReplyService:
