@@ -28,19 +28,16 @@ from typing import Any
 import redis
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from s2s_contract.client import send_reply  # noqa: E402
-from s2s_contract.settings import Settings  # noqa: E402
-from s2s_contract.tasks import REPLIES_STREAM, ReplyEvent, ReplyRequest  # noqa: E402
-from s2s_core import ModelConfig, Seq2Seq, generate, load_checkpoint, save_checkpoint  # noqa: E402
-from s2s_core.corpora import Turn  # noqa: E402
-from s2s_core.data import encode_context  # noqa: E402
-from s2s_core.recipe import DataConfig, load_split, train_tokenizer  # noqa: E402
-from worker.celery_app import create_app  # noqa: E402
-from worker.replies import decode_config  # noqa: E402
-from worker.store.migrate import upgrade  # noqa: E402
+from s2s_contract.client import send_reply
+from s2s_contract.settings import Settings
+from s2s_contract.tasks import REPLIES_STREAM, ReplyEvent, ReplyRequest
+from s2s_core import ModelConfig, Seq2Seq, generate, load_checkpoint, save_checkpoint
+from s2s_core.corpora import Turn
+from s2s_core.data import encode_context
+from s2s_core.recipe import DataConfig, load_split, train_tokenizer
+from worker.celery_app import create_app
+from worker.replies import decode_config
+from worker.store.migrate import upgrade
 
 REDIS_DB = 12  # flushed by this benchmark
 

@@ -26,9 +26,10 @@ from s2s_core.corpora import (
     synthetic_examples,
 )
 from s2s_core.data import PairDataset
+from s2s_core.device import resolve_device
 from s2s_core.model import ModelConfig, Seq2Seq
 from s2s_core.tokenizer import Tokenizer
-from s2s_core.train import TrainConfig, Trainer, resolve_device
+from s2s_core.train import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 TASKS = ("chitchat", "tsv", "jsonl", *SYNTHETIC_TASKS)

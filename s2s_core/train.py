@@ -77,12 +77,6 @@ def masked_nll(logits: Tensor, tgt: Tensor, label_smoothing: float = 0.0) -> Ten
     )
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     """bf16 autocast on CUDA; full precision elsewhere."""
     if device.type == "cuda":
@@ -149,7 +143,7 @@ class Trainer:
                 break
             self._end_epoch(complete=True)
         self._save_state()
-        return self._summary()
+        return self._meta()
 
     def _max_steps_reached(self) -> bool:
         return self.cfg.max_steps is not None and self.progress.step >= self.cfg.max_steps
@@ -271,6 +265,3 @@ class Trainer:
 
     def _save_state(self) -> None:
         save_train_state(self.state_dir, self.model, self.optimizer, self.progress)
-
-    def _summary(self) -> dict[str, Any]:
-        return self._meta()

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from s2s_core.checkpoint import CheckpointError, load_checkpoint, weights_digest
 from s2s_core.decoding import DecodeConfig, Hypothesis, generate
+from s2s_core.device import resolve_device
 from s2s_core.model import Seq2Seq
 from s2s_core.tokenizer import Tokenizer
 from worker import metrics
@@ -67,12 +66,6 @@ def default_source(model_dir: Path) -> ActiveSource:
         raise CheckpointError(f"checkpoint {model_dir}: missing model.safetensors")
     digest = weights_digest(model_dir)
     return lambda: (digest, model_dir)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class Engine:

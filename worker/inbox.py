@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,10 +17,11 @@ class ChatInbox:
     def __init__(self, redis: Any) -> None:
         self.redis = redis
 
-    def due(self, request: ReplyRequest, answered: bool) -> list[ReplyRequest]:
+    def due(self, request: ReplyRequest, answered: Callable[[], bool]) -> list[ReplyRequest]:
         """The chat's pending messages up to and including ``request``, oldest first.
-        A request that is not pending was either drained by an earlier task (``answered``:
-        nothing to do) or sent without registering (answer it alone)."""
+        A request that is not pending was either drained by an earlier task (``answered()``:
+        nothing to do) or sent without registering (answer it alone); only then is the
+        store asked."""
         key = pending_key(request.chat_id)
         pending = self.redis.hgetall(key)
         messages = []
@@ -32,7 +34,7 @@ class ChatInbox:
                 continue
             if message.message_id <= request.message_id:
                 messages.append(message)
-        if not any(m.message_id == request.message_id for m in messages) and not answered:
+        if not any(m.message_id == request.message_id for m in messages) and not answered():
             messages.append(request)
         return sorted(messages, key=lambda m: m.message_id)
 

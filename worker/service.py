@@ -87,12 +87,13 @@ class ReplyService:
     def _answer(self, req: ReplyRequest) -> StoredReply:
         serving = self.engine.loaded()
         data = serving.meta.get("data", {})
-        history = self.store.recent_context(req.chat_id, int(data.get("context_turns", 3)))
+        context_turns = int(data.get("context_turns", 3))
+        history = self.store.recent_context(req.chat_id, context_turns)
         turns = [Turn(text, speaker) for speaker, text in history] + [Turn(req.text, "user")]
-        turns = turns[-int(data.get("context_turns", 3)) :]
+        turns = turns[-context_turns:]
         source = encode_context(serving.tokenizer, turns, int(data.get("max_src_len", 64)))
         cfg = decode_config(req.style, serving.meta.get("decode"))
-        decoded = self.engine.submit(source or [3], cfg).result(timeout=DECODE_TIMEOUT_S)
+        decoded = self.engine.submit(source, cfg).result(timeout=DECODE_TIMEOUT_S)
         recent_bot = [text for speaker, text in history if speaker == "bot"]
         choice = choose(decoded.hypotheses, serving.tokenizer, recent_bot)
         wait = (

@@ -83,7 +83,10 @@ def reply(self: Task, payload: Any) -> None:
             raise LockError(f"chat {req.chat_id} busy")
         try:
             service, inbox = runtime.service(), ChatInbox(client)
-            answered = service.store.find_reply(req.chat_id, req.message_id) is not None
+
+            def answered() -> bool:
+                return service.store.find_reply(req.chat_id, req.message_id) is not None
+
             for message in inbox.due(req, answered):
                 service.reply(message)
                 inbox.done(message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -73,19 +74,7 @@ class DialogueStore:
             )
             bot_turn = s.scalars(select(Turn).where(Turn.reply_to_id == user_turn.id)).one()
             if created:
-                g = ex.generation
-                s.add(
-                    Generation(
-                        turn_id=bot_turn.id,
-                        model_version=g.model_version,
-                        decoding=g.decoding,
-                        candidates=g.candidates,
-                        queue_wait_ms=g.queue_wait_ms,
-                        decode_ms=g.decode_ms,
-                        worker_id=g.worker_id,
-                        batch_size=g.batch_size,
-                    )
-                )
+                s.add(Generation(turn_id=bot_turn.id, **asdict(ex.generation)))
             return StoredReply(user_turn.id, bot_turn.id, bot_turn.text, created)
 
     def find_reply(self, chat_id: int, message_id: int) -> StoredReply | None:
