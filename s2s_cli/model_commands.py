@@ -55,6 +55,9 @@ def train(
     patience: Annotated[int, typer.Option(help="Epochs without gain before stopping.")] = 3,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps in total.")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop after N minutes; --resume goes on.")
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -65,7 +68,7 @@ def train(
 
     try:
         if resume:
-            trainer = resume_run(out, max_steps=max_steps)
+            trainer = resume_run(out, max_steps=max_steps, max_minutes=max_minutes)
         else:
             data_cfg = DataConfig(
                 task,
@@ -100,6 +103,7 @@ def train(
                 patience=patience,
                 seed=seed,
                 max_steps=max_steps,
+                max_minutes=max_minutes,
                 threads=threads,
             )
             command = command_line(ctx)

@@ -63,3 +63,29 @@ def promote(
         fail(f"{len(ids)} registered versions match {version!r}")
     run_db_action(lambda: store.promote(ids[0]))
     typer.echo(ids[0])
+
+
+@models_app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="Checkpoint folder to export.")],
+    out: Annotated[Path, typer.Argument(help="New checkpoint folder.")],
+    dtype: Annotated[str, typer.Option(help="float16 | bfloat16 | float32")] = "float16",
+) -> None:
+    """Copy a checkpoint with its weights cast to DTYPE: float16 ships at half the size."""
+    import shutil
+
+    from s2s_core.checkpoint import DTYPES, load_checkpoint, save_checkpoint
+
+    if dtype not in DTYPES:
+        fail(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if out.resolve() == model.resolve():
+        fail("export needs a different output folder than the checkpoint it reads")
+    try:
+        net, tokenizer, meta = load_checkpoint(model)
+        save_checkpoint(out, net, tokenizer, {**meta, "exported_from": str(model)}, dtype)
+        if (model / "loss_curve.png").is_file():
+            shutil.copy2(model / "loss_curve.png", out / "loss_curve.png")
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    typer.echo(json.dumps({"out": str(out), "dtype": dtype, "bytes": size}))

@@ -131,15 +131,21 @@ def new_run(
     return _trainer(out_dir, data, model, tokenizer, train_cfg, device, command)
 
 
-def resume_run(out_dir: Path, max_steps: int | None = None, epochs: int | None = None) -> Trainer:
-    """Continues ``out_dir``'s run where its last saved state left off."""
+def resume_run(out_dir: Path, **budget: int | float | None) -> Trainer:
+    """Continues ``out_dir``'s run where its last saved state left off.
+
+    ``budget`` overrides the run's ``epochs``, ``max_steps`` or ``max_minutes`` (None keeps it).
+    """
+    unknown = set(budget) - {"epochs", "max_steps", "max_minutes"}
+    if unknown:
+        raise ValueError(f"resume can only change epochs, max_steps, max_minutes: {unknown}")
     state_dir = out_dir / "train_state"
     if not (state_dir / "run.json").is_file():
         raise CheckpointError(f"nothing to resume in {out_dir} (no train_state/run.json)")
     run = json.loads((state_dir / "run.json").read_text())
     data = DataConfig(**run["data"])
-    train = {**run["train"], **({"max_steps": max_steps} if max_steps is not None else {})}
-    train_cfg = TrainConfig(**{**train, **({"epochs": epochs} if epochs is not None else {})})
+    overrides = {name: value for name, value in budget.items() if value is not None}
+    train_cfg = TrainConfig(**{**run["train"], **overrides})
     tokenizer = Tokenizer.load(state_dir / "tokenizer.json")
     model = Seq2Seq(ModelConfig.from_dict(run["model"]))
     trainer = _trainer(out_dir, data, model, tokenizer, train_cfg, run["device"], run["command"])

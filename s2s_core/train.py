@@ -45,6 +45,7 @@ class TrainConfig:
     patience: int = 3  # epochs without validation gain before stopping
     seed: int = 0  # model init, batch order and teacher-forcing coins
     max_steps: int | None = None  # stop after this many optimizer steps in total
+    max_minutes: float | None = None  # stop this invocation after so much wall time (resumable)
     save_every_s: float = 300.0  # resumable state at least this often (seconds)
     threads: int | None = None  # torch CPU threads (None: torch's default)
 
@@ -53,6 +54,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.tf_schedule must be one of {TF_SCHEDULES}")
         if not 0.0 <= self.tf_floor <= self.tf_ratio <= 1.0:
             raise ValueError("TrainConfig needs 0 <= tf_floor <= tf_ratio <= 1")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError("TrainConfig.max_minutes must be positive")
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1")
@@ -124,6 +127,7 @@ class Trainer:
             self.train_set.bucket_keys(), self.cfg.batch_size, self.cfg.seed
         )
         self.progress = TrainProgress()
+        self._deadline = math.inf  # set by run() from max_minutes
         self.state_dir = self.out_dir / "train_state"
 
     def resume(self) -> None:
@@ -134,19 +138,27 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         torch.manual_seed(self.cfg.seed + self.progress.step)
+        minutes = self.cfg.max_minutes
+        self._deadline = time.monotonic() + minutes * 60 if minutes else math.inf
         p = self.progress
+        first_step = p.step
         while p.epoch < self.cfg.epochs and not p.stopped:
             self._train_epoch()
-            if self._max_steps_reached() and p.batch_in_epoch > 0:
-                # Mid-epoch stop: validate and keep the position so --resume continues it.
-                self._end_epoch(complete=False)
+            if p.batch_in_epoch < len(self.sampler):
+                # Budget spent mid-epoch: validate what this call trained and keep the
+                # position, so --resume continues the epoch.
+                if p.step > first_step:
+                    self._end_epoch(complete=False)
                 break
             self._end_epoch(complete=True)
         self._save_state()
         return self._meta()
 
-    def _max_steps_reached(self) -> bool:
-        return self.cfg.max_steps is not None and self.progress.step >= self.cfg.max_steps
+    def _budget_spent(self) -> bool:
+        """Whether ``max_steps`` or this invocation's ``max_minutes`` is used up."""
+        if self.cfg.max_steps is not None and self.progress.step >= self.cfg.max_steps:
+            return True
+        return time.monotonic() >= self._deadline
 
     def _train_epoch(self) -> None:
         p = self.progress
@@ -167,7 +179,7 @@ class Trainer:
             time.monotonic(),
         )
         with bar:
-            while p.batch_in_epoch < len(batches) and not self._max_steps_reached():
+            while p.batch_in_epoch < len(batches) and not self._budget_spent():
                 batch = self.make_batch(batches[p.batch_in_epoch])
                 loss = self.train_step(batch)
                 p.batch_in_epoch += 1

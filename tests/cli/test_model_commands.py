@@ -149,6 +149,10 @@ def test_eval_reports_json(trained: Path) -> None:
         (["generate", "--model", "{model}", "--n-best", "9"], "n_best"),
         (["eval", "--model", "{model}", "--split", "dev"], "split"),
         (["eval", "--model", "{model}", "--strategies", "ppl,nope"], "strategy"),
+        (["train", "--out", "{tmp}", "--max-minutes", "0", *TINY], "max_minutes"),
+        (["models", "export", "{model}", "{tmp}/x", "--dtype", "int8"], "--dtype"),
+        (["models", "export", "{model}", "{model}"], "different output folder"),
+        (["models", "export", "{tmp}/missing", "{tmp}/x"], "not a directory"),
     ],
 )
 def test_bad_arguments_fail_clearly(
@@ -203,3 +207,20 @@ def test_eval_measures_the_reply_styles(trained: Path) -> None:
     report = json.loads(result.stdout[result.stdout.index("{") :])
     assert report["varied"]["decode"]["diversity"] == "hamming"
     assert report["focused"]["decode"]["diversity"] == "none"
+
+
+def test_export_to_float16_halves_the_weights_and_keeps_the_replies(
+    trained: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "fp16"
+    result = runner.invoke(app, ["models", "export", str(trained), str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["dtype"] == "float16"
+    full, half = (d / "model.safetensors" for d in (trained, out))
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    assert (out / "loss_curve.png").is_file()
+    replies = [
+        runner.invoke(app, ["generate", "--model", str(d)], input="a b c\nd e f\n").stdout
+        for d in (trained, out)
+    ]
+    assert replies[0] == replies[1]

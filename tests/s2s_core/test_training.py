@@ -77,6 +77,30 @@ def test_training_run_writes_report_and_resumes_exactly(
     assert (tmp_path / "a" / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_time_budget_stops_mid_epoch_and_resume_goes_on(
+    tmp_path: Path, tiny_tokenizer: Tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """max_minutes ends the call after the step that crosses it; the epoch is not counted."""
+    from s2s_core import train as train_module
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: clock["now"])
+    real_step = train_module.Trainer.train_step
+
+    def slow_step(self: train_module.Trainer, batch: train_module.Batch) -> float:
+        clock["now"] += 30.0  # every step "takes" 30 s: a 2-minute budget holds 4
+        return real_step(self, batch)
+
+    monkeypatch.setattr(train_module.Trainer, "train_step", slow_step)
+    train_synthetic("sort", tmp_path, tiny_tokenizer, steps=None, max_len=6, max_minutes=2.0)
+    progress = json.loads((tmp_path / "train_state" / "progress.json").read_text())["progress"]
+    assert progress["step"] == 4 and progress["epoch"] == 0 and progress["batch_in_epoch"] == 4
+    assert len(progress["history"]) == 1  # the mid-epoch validation
+    _resume(tmp_path, tiny_tokenizer, steps=6)
+    progress = json.loads((tmp_path / "train_state" / "progress.json").read_text())["progress"]
+    assert progress["step"] == 6 and progress["batch_in_epoch"] == 6
+
+
 def _resume(out: Path, tokenizer: Tokenizer, steps: int) -> Seq2Seq:
     from s2s_core import ModelConfig
     from s2s_core.train import Trainer

@@ -28,15 +28,23 @@ def train_synthetic(
     task: str,
     out_dir: Path,
     tokenizer: Tokenizer,
-    steps: int,
+    steps: int | None,
     min_len: int = 5,
     max_len: int = 15,
+    max_minutes: float | None = None,
     **model_options: object,
 ) -> Seq2Seq:
     torch.manual_seed(0)
     options = {"emb_dim": 32, "hidden_dim": 64, "n_layers": 1, "dropout": 0.0, **model_options}
     model = Seq2Seq(ModelConfig(VOCAB, VOCAB, **options))  # type: ignore[arg-type]
-    cfg = TrainConfig(epochs=100, batch_size=32, lr=3e-3, warmup_steps=50, max_steps=steps)
+    cfg = TrainConfig(
+        epochs=100,
+        batch_size=32,
+        lr=3e-3,
+        warmup_steps=50,
+        max_steps=steps,
+        max_minutes=max_minutes,
+    )
     trainer = Trainer(
         model,
         tokenizer,
