@@ -89,3 +89,58 @@ def export(
         fail(str(exc))
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     typer.echo(json.dumps({"out": str(out), "dtype": dtype, "bytes": size}))
+
+
+@models_app.command()
+def card(
+    model: Annotated[Path, typer.Argument(help="Checkpoint folder whose card to write.")],
+    eval_files: Annotated[
+        list[Path] | None, typer.Option("--eval", help="`s2s eval` JSON output (repeatable).")
+    ] = None,
+    baselines: Annotated[
+        list[Path] | None,
+        typer.Option("--baseline", help="Another checkpoint to summarise beside it."),
+    ] = None,
+    notes: Annotated[
+        Path | None, typer.Option(help="Markdown paragraphs: hardware, time, choices.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="The card's title.")] = None,
+    description: Annotated[str | None, typer.Option(help="The card's first paragraph.")] = None,
+) -> None:
+    """Add evaluations, baselines and notes to a checkpoint's metrics.json and rewrite its
+    MODEL_CARD.md (the weights stay as they are)."""
+    from s2s_core.checkpoint import load_checkpoint, save_card
+
+    try:
+        net, _, meta = load_checkpoint(model)
+        updates: dict[str, object] = {"name": name, "description": description}
+        if eval_files:
+            updates["evaluations"] = [_read_json_file(f) for f in eval_files]
+        if baselines:
+            updates["baselines"] = [_baseline_summary(b) for b in baselines]
+        if notes:
+            updates["notes"] = [p.strip() for p in notes.read_text().split("\n\n") if p.strip()]
+        meta.update({k: v for k, v in updates.items() if v is not None})
+        save_card(model, net, meta)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    typer.echo(str(model / "MODEL_CARD.md"))
+
+
+def _read_json_file(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(data, dict) or "split" not in data:
+        raise ValueError(f"{path}: not an `s2s eval` result (no split)")
+    return data
+
+
+def _baseline_summary(directory: Path) -> dict[str, object]:
+    from s2s_core.checkpoint import load_checkpoint
+
+    net, _, meta = load_checkpoint(directory)
+    keep = ("command", "training", "best", "evaluations", "description")
+    summary = {k: meta[k] for k in keep if k in meta}
+    return {"name": meta.get("name", directory.name), "parameters": net.num_parameters(), **summary}

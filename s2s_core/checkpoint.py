@@ -53,11 +53,17 @@ def save_checkpoint(
     config = {"format": FORMAT, "version": VERSION, "model": model.config.to_dict()}
     _atomic(directory / "config.json", lambda p: Path(p).write_text(json.dumps(config, indent=2)))
     _atomic(directory / "tokenizer.json", tokenizer.save)
-    text = json.dumps(meta, indent=2, sort_keys=True)
-    _atomic(directory / "metrics.json", lambda p: Path(p).write_text(text))
-    card = render_model_card(model.config, model.num_parameters(), meta)
-    _atomic(directory / "MODEL_CARD.md", lambda p: Path(p).write_text(card))
+    save_card(directory, model, meta)
     return directory
+
+
+def save_card(directory: str | Path, model: Seq2Seq, meta: dict[str, Any]) -> None:
+    """Writes metrics.json and the MODEL_CARD.md rendered from it; the weights stay."""
+    directory = Path(directory)
+    text = json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False)
+    _atomic(directory / "metrics.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
+    card = render_model_card(model.config, model.num_parameters(), meta)
+    _atomic(directory / "MODEL_CARD.md", lambda p: Path(p).write_text(card, encoding="utf-8"))
 
 
 def _is_tied_copy(model: Seq2Seq, name: str) -> bool:

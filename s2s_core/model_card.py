@@ -1,17 +1,32 @@
-"""MODEL_CARD.md written from the model config and the checkpoint's metadata."""
+"""MODEL_CARD.md written from the model config and the checkpoint's metadata.
+
+Besides what training records, ``metrics.json`` may hold (``s2s models card`` adds them):
+
+    name, description       the card's title and first paragraph
+    evaluations             ``s2s eval`` results: perplexity, per-decoding numbers and samples
+    baselines               other checkpoints' summaries, e.g. the textbook model, each with
+                            name, parameters, command, training and evaluations of its own
+    notes                   paragraphs for people: hardware and time, why these defaults
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from s2s_core.model import ModelConfig
+
+SAMPLES = 12  # sample exchanges shown per evaluation: the split's first ones, not chosen
 
 
 def _table(rows: dict[str, Any]) -> list[str]:
     lines = ["| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows.items()]
     return lines
+
+
+def _cell(text: Any) -> str:
+    """Table-safe text: no pipes or line breaks to break the row."""
+    return str(text).replace("|", "\\|").replace("\n", " ").strip() or "∅"
 
 
 def render_model_card(config: ModelConfig, n_params: int, meta: dict[str, Any]) -> str:
@@ -31,14 +46,94 @@ def render_model_card(config: ModelConfig, n_params: int, meta: dict[str, Any]) 
     lines += ["## Architecture", "", *_table(arch), ""]
     if meta.get("data"):
         lines += ["## Data", "", *_table(meta["data"]), ""]
-    if meta.get("command"):
-        lines += ["## Training command", "", "```", str(meta["command"]), "```", ""]
-    if meta.get("training"):
-        lines += ["## Training", "", *_table(meta["training"]), ""]
-    if meta.get("best"):
-        lines += ["## Best validation", "", *_table(meta["best"]), ""]
+    lines += _training(meta, "##")
     if meta.get("loss_curve"):
         lines += ["## Loss curve", "", f"![loss curve]({meta['loss_curve']})", ""]
-    if meta.get("evaluation"):
-        lines += ["## Evaluation", "", "```json", json.dumps(meta["evaluation"], indent=2), "```"]
-    return "\n".join(lines) + "\n"
+    for evaluation in meta.get("evaluations", []):
+        lines += _evaluation(evaluation, "##")
+    for baseline in meta.get("baselines", []):
+        lines += [f"## Baseline: {baseline.get('name', 'model')}", ""]
+        if baseline.get("description"):
+            lines += [str(baseline["description"]), ""]
+        if baseline.get("parameters"):
+            lines += [f"Parameters: {baseline['parameters']:,}.", ""]
+        lines += _training(baseline, "###")
+        for evaluation in baseline.get("evaluations", []):
+            lines += _evaluation(evaluation, "###")
+    if meta.get("notes"):
+        lines += ["## Notes", ""]
+        for paragraph in meta["notes"]:
+            lines += [str(paragraph), ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _training(meta: dict[str, Any], level: str) -> list[str]:
+    lines: list[str] = []
+    if meta.get("command"):
+        lines += [f"{level} Training command", "", "```", str(meta["command"]), "```", ""]
+    if meta.get("training"):
+        lines += [f"{level} Training", "", *_table(meta["training"]), ""]
+    if meta.get("best"):
+        lines += [f"{level} Best validation", "", *_table(meta["best"]), ""]
+    return lines
+
+
+def _evaluation(result: dict[str, Any], level: str) -> list[str]:
+    """One ``s2s eval`` result: perplexity, a row per decoding, then the first samples."""
+    lines = [
+        f"{level} Evaluation: {result.get('split', '?')} split, {result.get('pairs')} pairs",
+        "",
+    ]
+    if "perplexity" in result:
+        ppl = result["perplexity"]
+        lines += [
+            f"Perplexity **{ppl['perplexity']:.2f}** (mean token loss {ppl['loss']:.4f} "
+            f"over {ppl['tokens']:,} reference tokens).",
+            "",
+        ]
+    decodings = {k: v for k, v in result.items() if isinstance(v, dict) and "bleu" in v}
+    if not decodings:
+        return lines
+    lines += [
+        "| decoding | BLEU | distinct-1 | distinct-2 | mean words | distinct replies |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in decodings.items():
+        lines.append(
+            f"| {name} | {r['bleu']:.2f} | {r['distinct_1']:.3f} | {r['distinct_2']:.3f} "
+            f"| {r['mean_len_words']:.1f} | {r['distinct_replies']:.1%} |"
+        )
+    lines += [
+        "",
+        "BLEU: sacreBLEU against the single reference reply. distinct-n: unique n-grams over "
+        "all n-grams of all replies (whitespace words). Distinct replies: distinct reply "
+        "strings ÷ replies (1.0 when no two contexts got the same reply).",
+        "",
+    ]
+    settings = {name: r["decode"] for name, r in decodings.items() if "decode" in r}
+    if settings:
+        lines += ["Settings:", ""]
+        lines += [f"- {name}: `{_compact(cfg)}`" for name, cfg in settings.items()]
+        lines.append("")
+    lines += _samples(decodings)
+    return lines
+
+
+def _compact(cfg: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in cfg.items() if v not in (None, False))
+
+
+def _samples(decodings: dict[str, dict[str, Any]]) -> list[str]:
+    first = next(iter(decodings.values())).get("samples", [])[:SAMPLES]
+    if not first:
+        return []
+    lines = [f"Samples: the first {len(first)} contexts of the split, every decoding.", ""]
+    for i, sample in enumerate(first):
+        context = " ⏎ ".join(_cell(turn) for turn in sample["context"])
+        lines += [f"**{i + 1}.** {context}", "", f"- reference: {_cell(sample['reference'])}"]
+        for name, r in decodings.items():
+            replies = r.get("samples", [])
+            if i < len(replies):
+                lines.append(f"- {name}: {_cell(replies[i]['reply'])}")
+        lines.append("")
+    return lines

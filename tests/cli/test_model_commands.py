@@ -224,3 +224,39 @@ def test_export_to_float16_halves_the_weights_and_keeps_the_replies(
         for d in (trained, out)
     ]
     assert replies[0] == replies[1]
+
+
+def test_card_adds_evaluations_baselines_and_notes(trained: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["models", "export", str(trained), str(model)]).exit_code == 0
+    evaluation = tmp_path / "eval.json"
+    args = ["eval", "--model", str(model), "--limit", "6", "--strategies", "ppl,greedy,hamming"]
+    result = runner.invoke(app, [*args, "--output", str(evaluation)])
+    assert result.exit_code == 0, result.output
+    notes = tmp_path / "notes.md"
+    notes.write_text("Trained for a test.\n\nSecond paragraph.\n")
+    card_args = ["--eval", str(evaluation), "--baseline", str(trained), "--notes", str(notes)]
+    result = runner.invoke(
+        app, ["models", "card", str(model), *card_args, "--name", "Tiny reverser"]
+    )
+    assert result.exit_code == 0, result.output
+    card = (model / "MODEL_CARD.md").read_text()
+    assert card.startswith("# Tiny reverser\n")
+    assert "| greedy |" in card and "| hamming |" in card and "**6.**" in card
+    assert "## Baseline: " in card and "Second paragraph." in card
+    meta = json.loads((model / "metrics.json").read_text())
+    assert meta["evaluations"][0]["pairs"] == 6 and len(meta["notes"]) == 2
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"pairs": 3}'])
+def test_card_refuses_what_is_not_an_eval_result(
+    trained: Path, tmp_path: Path, content: str
+) -> None:
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["models", "export", str(trained), str(model)]).exit_code == 0
+    before = (model / "metrics.json").read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    result = runner.invoke(app, ["models", "card", str(model), "--eval", str(bad)])
+    assert result.exit_code == 2 and str(bad) in result.output
+    assert (model / "metrics.json").read_text() == before
