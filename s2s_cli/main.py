@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from s2s_cli import chat, model_commands
+from s2s_cli.bot_command import bot
 from s2s_cli.db import db_app
 from s2s_cli.logs import setup_logging
 from s2s_cli.models_command import models_app
@@ -20,6 +21,7 @@ app.command("eval")(model_commands.evaluate)
 app.command("generate")(model_commands.generate)
 app.command("chat")(chat.chat)
 app.command("worker")(worker)
+app.command("bot")(bot)
 app.add_typer(model_commands.bench_app, name="bench")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")

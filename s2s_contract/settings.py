@@ -34,6 +34,24 @@ class Settings(BaseSettings):
     # Worker Prometheus metrics / health endpoint (0: off).
     metrics_port: int = Field(default=9464, ge=0, le=65535)
 
+    # The bot: admins who may use /stats, chats it answers (empty: all), limits and patience.
+    admin_ids: str = ""  # comma-separated Telegram user ids
+    allowed_chat_ids: str = ""  # comma-separated chat ids; empty: every chat
+    bot_rate_limit: int = Field(default=20, ge=1)  # messages per user per minute
+    bot_reply_timeout_s: float = Field(default=30.0, gt=0)  # then one apology
+    bot_max_input_chars: int = Field(default=500, ge=1, le=4096)  # longer input is cut
+    telegram_webhook_secret: str | None = None
+
+    @field_validator("admin_ids", "allowed_chat_ids")
+    @classmethod
+    def _id_list(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                int(part)
+            except ValueError:
+                raise ValueError(f"expected comma-separated integer ids, got {part!r}") from None
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -45,3 +63,8 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def parse_ids(value: str) -> frozenset[int]:
+    """The ids in a comma-separated setting (validated by Settings)."""
+    return frozenset(int(p) for p in value.split(",") if p.strip())

@@ -25,6 +25,7 @@ TASK_QUEUES = {
 }
 
 REPLIES_STREAM = "s2s:replies"  # the worker XADDs every reply; the bot's group consumes it
+MODEL_INFO_KEY = "s2s:model"  # JSON: the version workers serve and its headline numbers
 CONTEXT_TURNS = 6  # recent turns kept per chat in Redis
 MAX_TEXT = 4096  # Telegram's message limit
 

@@ -11,12 +11,13 @@ import logging
 import os
 import socket
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis import Redis
 
 from s2s_contract.tasks import (
     CONTEXT_TURNS,
+    MODEL_INFO_KEY,
     REPLIES_STREAM,
     FeedbackRequest,
     ForgetRequest,
@@ -40,6 +41,21 @@ DECODE_TIMEOUT_S = 20.0
 class Publisher(Protocol):
     def publish(self, event: ReplyEvent) -> None: ...
     def clear_context(self, chat_ids: list[int]) -> None: ...
+    def announce_model(self, info: dict[str, Any]) -> None: ...
+
+
+def model_summary(version: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """What /about tells users: the version and the card's headline numbers."""
+    tests = [e for e in meta.get("evaluations", []) if "perplexity" in e]
+    return {
+        "version": version,
+        "name": meta.get("name", "Seq2Seq model"),
+        "test_perplexity": max(tests, key=lambda e: e["pairs"])["perplexity"]["perplexity"]
+        if tests
+        else None,
+        "valid_perplexity": (meta.get("best") or {}).get("valid_ppl"),
+        "trained_steps": (meta.get("training") or {}).get("steps"),
+    }
 
 
 class RedisPublisher:
@@ -63,10 +79,14 @@ class RedisPublisher:
         if chat_ids:
             self.redis.delete(*(context_key(c) for c in chat_ids))
 
+    def announce_model(self, info: dict[str, Any]) -> None:
+        self.redis.set(MODEL_INFO_KEY, json.dumps(info))
+
 
 class ReplyService:
     def __init__(self, store: DialogueStore, engine: Engine, publisher: Publisher | None) -> None:
         self.store, self.engine, self.publisher = store, engine, publisher
+        self._announced = ""  # the model version last announced for /about
 
     def reply(self, req: ReplyRequest) -> StoredReply:
         stored = self.store.find_reply(req.chat_id, req.message_id)
@@ -86,6 +106,9 @@ class ReplyService:
 
     def _answer(self, req: ReplyRequest) -> StoredReply:
         serving = self.engine.loaded()
+        if self.publisher is not None and serving.version != self._announced:
+            self.publisher.announce_model(model_summary(serving.version, serving.meta))
+            self._announced = serving.version
         data = serving.meta.get("data", {})
         context_turns = int(data.get("context_turns", 3))
         history = self.store.recent_context(req.chat_id, context_turns)

@@ -1,0 +1,196 @@
+"""Celery tasks out, the Redis replies stream in: the bot's transport when REDIS_URL is set.
+
+Replies are read through a consumer group, so a restarted bot resumes where it stopped
+(its own unacknowledged entries first) and several webhook replicas share the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+from celery import Celery
+from redis import Redis
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from bot.transport import Delivery, TransportDown
+from s2s_contract.client import send_reply
+from s2s_contract.tasks import (
+    CONTEXT_TURNS,
+    FEEDBACK_TASK,
+    FORGET_TASK,
+    INFERENCE_QUEUE,
+    MODEL_INFO_KEY,
+    REPLIES_STREAM,
+    RESET_TASK,
+    TASK_QUEUES,
+    ContextTurn,
+    FeedbackRequest,
+    ForgetRequest,
+    ReplyEvent,
+    ReplyRequest,
+    ResetRequest,
+    context_key,
+)
+
+log = logging.getLogger(__name__)
+GROUP = "bot"
+SEEN_TTL_S = 2 * 24 * 3600  # Telegram keeps undelivered updates for 24 hours
+STYLE_TTL_S = 90 * 24 * 3600
+
+
+def sender(redis_url: str) -> Celery:
+    """A Celery app that only sends tasks by name (the bot never imports the worker)."""
+    app = Celery("s2s-bot", broker=redis_url)
+    app.conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True)
+    return app
+
+
+class RedisTransport:
+    def __init__(self, redis_url: str, consumer: str | None = None) -> None:
+        self.redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.aredis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5)
+        self.celery = sender(redis_url)
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
+
+    async def _sync(self, fn: Any, *args: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except (RedisError, OSError) as exc:
+            raise TransportDown(str(exc)) from exc
+        except Exception as exc:  # kombu wraps connection errors in its own types
+            if "connect" in str(exc).lower():
+                raise TransportDown(str(exc)) from exc
+            raise
+
+    async def ask(self, request: ReplyRequest) -> None:
+        await self._sync(self._ask, request)
+
+    def _ask(self, request: ReplyRequest) -> None:
+        key = context_key(request.chat_id)
+        snapshot = [json.loads(raw) for raw in self.redis.lrange(key, -CONTEXT_TURNS, -1)]
+        context = [ContextTurn(**turn) for turn in snapshot]
+        # The user turn goes on the list before the task exists, so the worker's bot turn
+        # can only land after it.
+        pipe = self.redis.pipeline()
+        pipe.rpush(key, json.dumps({"speaker": "user", "text": request.text}))
+        pipe.ltrim(key, -CONTEXT_TURNS, -1)
+        pipe.execute()
+        send_reply(self.redis, self.celery, request.model_copy(update={"context": context}))
+
+    def _send(self, name: str, payload: dict[str, Any]) -> None:
+        self.celery.send_task(name, args=[payload], queue=TASK_QUEUES[name])
+
+    async def feedback(self, request: FeedbackRequest) -> None:
+        await self._sync(self._send, FEEDBACK_TASK, request.model_dump())
+
+    async def forget(self, request: ForgetRequest) -> None:
+        await self._sync(self._send, FORGET_TASK, request.model_dump())
+
+    async def reset(self, chat_id: int) -> None:
+        await self._sync(self.redis.delete, context_key(chat_id))
+        await self._sync(self._send, RESET_TASK, ResetRequest(chat_id=chat_id).model_dump())
+
+    async def replies(self) -> AsyncIterator[Delivery]:
+        backlog = True  # first this consumer's own entries left unacknowledged by a crash
+        while True:
+            try:
+                await self._ensure_group()
+                start = "0" if backlog else ">"
+                answer: Any = await self.aredis.xreadgroup(
+                    GROUP, self.consumer, {REPLIES_STREAM: start}, count=64, block=1000
+                )
+            except (RedisError, OSError) as exc:
+                log.warning("replies stream unavailable (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            entries = answer[0][1] if answer else []
+            if backlog and not entries:
+                backlog = False
+                continue
+            for entry_id, fields in entries:
+                raw = fields.get(b"event") or fields.get("event")
+                try:
+                    event = ReplyEvent.model_validate_json(raw)
+                except ValueError:
+                    log.error("dropping a malformed replies-stream entry %s", entry_id)
+                    await self._ack(entry_id)
+                    continue
+                yield Delivery(event, functools.partial(self._ack, entry_id))
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self.aredis.xgroup_create(REPLIES_STREAM, GROUP, id="$", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _ack(self, entry_id: Any) -> None:
+        await self.aredis.xack(REPLIES_STREAM, GROUP, entry_id)
+
+    async def model_info(self) -> dict[str, Any] | None:
+        raw = await self._sync(self.redis.get, MODEL_INFO_KEY)
+        return json.loads(raw) if raw else None
+
+    async def stats(self) -> dict[str, Any]:
+        def read() -> dict[str, Any]:
+            pending = self.redis.xpending(REPLIES_STREAM, GROUP) if self._has_group() else {}
+            return {
+                "queued replies": self.redis.llen(INFERENCE_QUEUE),
+                "undelivered replies": (pending or {}).get("pending", 0),
+            }
+
+        return await self._sync(read)
+
+    def _has_group(self) -> bool:
+        try:
+            return any(
+                g["name"] in (GROUP, GROUP.encode())
+                for g in self.redis.xinfo_groups(REPLIES_STREAM)
+            )
+        except ResponseError:
+            return False
+
+    async def close(self) -> None:
+        await self.aredis.aclose()
+        self.redis.close()
+
+
+class RedisState:
+    """ChatState shared by every bot replica through Redis."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5)
+
+    async def first_time(self, chat_id: int, message_id: int) -> bool:
+        try:
+            key = f"s2s:bot:seen:{chat_id}:{message_id}"
+            return bool(await self.redis.set(key, 1, nx=True, ex=SEEN_TTL_S))
+        except (RedisError, OSError) as exc:
+            raise TransportDown(str(exc)) from exc
+
+    async def delivered(self, chat_id: int, message_id: int) -> bool:
+        return bool(await self.redis.exists(f"s2s:bot:delivered:{chat_id}:{message_id}"))
+
+    async def mark_delivered(self, chat_id: int, message_id: int) -> None:
+        await self.redis.set(f"s2s:bot:delivered:{chat_id}:{message_id}", 1, ex=SEEN_TTL_S)
+
+    async def style(self, chat_id: int) -> str | None:
+        try:
+            raw = await self.redis.get(f"s2s:bot:style:{chat_id}")
+        except (RedisError, OSError):
+            return None  # the default style serves while Redis is away
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    async def set_style(self, chat_id: int, style: str) -> None:
+        try:
+            await self.redis.set(f"s2s:bot:style:{chat_id}", style, ex=STYLE_TTL_S)
+        except (RedisError, OSError) as exc:
+            raise TransportDown(str(exc)) from exc

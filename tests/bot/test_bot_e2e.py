@@ -1,0 +1,179 @@
+"""End to end: scripted Telegram users → fake Bot API server → the real `s2s bot` process →
+the worker (a real Celery worker with Redis, or the in-process single-process mode) → the
+database → replies back through the same server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from bot.handlers import FORGET_ASK, FORGET_DONE, RESET_DONE, TEXT_ONLY
+from tests.utils.fake_telegram import BOT_USERNAME, FakeTelegram, Sent
+from tests.utils.services import free_port, scratch_redis_url, worker_process
+from worker.store import DialogueStore
+from worker.store.migrate import upgrade
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def bot_process(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "s2s_cli", "bot"],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(params=["single-process", "celery"])
+def deployment(
+    request: pytest.FixtureRequest, tmp_path: Path, checkpoint_dir: Path
+) -> Iterator[dict[str, Any]]:
+    fake = FakeTelegram().start()
+    db_url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    upgrade(db_url)
+    env = {
+        "TELEGRAM_TOKEN": fake.token,
+        "TELEGRAM_API_URL": fake.base_url,
+        "DATABASE_URL": db_url,
+        "MODEL_DIR": str(checkpoint_dir),
+        "DEVICE": "cpu",
+        "ADMIN_IDS": "1",
+        "BOT_REPLY_TIMEOUT_S": "60",
+        "METRICS_PORT": str(free_port()),
+        "REDIS_URL": "",
+    }
+    with ExitStack() as stack:
+        if request.param == "celery":
+            env["REDIS_URL"] = scratch_redis_url()
+            env["BROKER_VISIBILITY_TIMEOUT"] = "30"
+            stack.enter_context(worker_process(env, tmp_path / "worker.log"))
+        proc = stack.enter_context(bot_process(env, tmp_path / "bot.log"))
+        store = DialogueStore(db_url)
+        try:
+            fake.wait_for(lambda: "getUpdates" in fake.calls, timeout=60)
+            yield {"fake": fake, "store": store, "proc": proc, "log": tmp_path / "bot.log"}
+        finally:
+            store.engine.dispose()
+            fake.stop()
+    log_text = (tmp_path / "bot.log").read_text(errors="replace")
+    assert fake.token not in log_text, "the token reached the bot's log"
+
+
+def _one_reply(fake: FakeTelegram, message: dict[str, Any], timeout: float = 60) -> Sent:
+    replies = fake.wait_for(lambda: fake.replies_to(message), timeout=timeout)
+    return replies[0]  # type: ignore[no-any-return]
+
+
+def _rows_with(store: DialogueStore, words: str) -> int:
+    with store.engine.connect() as conn:
+        query = text("SELECT count(*) FROM turns WHERE text LIKE :w")
+        return int(conn.execute(query, {"w": f"%{words}%"}).scalar_one())
+
+
+def test_users_chat_rate_and_leave(deployment: dict[str, Any]) -> None:
+    fake: FakeTelegram = deployment["fake"]
+    store: DialogueStore = deployment["store"]
+
+    # A text gets one reply, as a reply to it, with 👍/👎; the exchange is in the database.
+    hello = fake.user_message(101, 101, "hello there")
+    reply = _one_reply(fake, hello)
+    assert [b["text"] for b in reply.buttons] == ["👍", "👎"]
+    stored = store.find_reply(101, hello["message_id"])
+    assert stored is not None and stored.text.strip() in reply.text
+
+    # 👍 is answered at once and stored.
+    query_id = fake.press(101, reply, reply.buttons[0]["callback_data"])
+    fake.wait_for(lambda: query_id in fake.answered)
+    fake.wait_for(lambda: _feedback(store, stored.bot_turn_id) == [1])
+
+    # Telegram re-sends the update: no second reply. An edit is not answered again either.
+    fake.redeliver("message", hello)
+    fake.edit(hello, "hello again")
+    follow = fake.user_message(101, 101, "how are you")
+    _one_reply(fake, follow)
+    assert len(fake.replies_to(hello)) == 1
+
+    # Non-text gets the text-only notice.
+    sticker = fake.user_message(
+        101,
+        101,
+        sticker={
+            "file_id": "s",
+            "file_unique_id": "s",
+            "type": "regular",
+            "width": 1,
+            "height": 1,
+            "is_animated": False,
+            "is_video": False,
+        },
+    )
+    assert _one_reply(fake, sticker).text == TEXT_ONLY
+
+    # Groups: silent unless mentioned; the mention is stripped before decoding.
+    ignored = fake.user_message(-500, 102, "just chatting", chat_type="group")
+    called = fake.user_message(-500, 102, f"@{BOT_USERNAME} what is up", chat_type="group")
+    _one_reply(fake, called)
+    assert fake.replies_to(ignored) == []
+    group_reply = store.find_reply(-500, called["message_id"])
+    assert group_reply is not None
+    assert _rows_with(store, f"@{BOT_USERNAME}") == 0
+
+    # A huge message is cut, and the reply says so.
+    huge = fake.user_message(103, 103, "word " * 4000)
+    assert _one_reply(fake, huge).text.startswith("(Your message was long")
+
+    # Flood control: a 429 delays the reply but does not lose it.
+    fake.limit_next = 1
+    limited = fake.user_message(104, 104, "fine thanks")
+    _one_reply(fake, limited)
+
+    # /reset starts a new conversation.
+    reset = fake.user_message(101, 101, "/reset")
+    assert _one_reply(fake, reset).text == RESET_DONE
+
+    # /forget asks, then deletes every row with the user's words.
+    secret = fake.user_message(105, 105, "nothing much secret words")
+    _one_reply(fake, secret)
+    assert _rows_with(store, "secret words") == 1
+    ask = _one_reply(fake, fake.user_message(105, 105, "/forget"))
+    assert ask.text == FORGET_ASK
+    fake.press(105, ask, "forget:yes")
+    fake.wait_for(lambda: any(e.get("text") == FORGET_DONE for e in fake.edits))
+    fake.wait_for(lambda: _rows_with(store, "secret words") == 0)
+
+    # 30 users × 10 messages: every one answered exactly once.
+    sent = [
+        fake.user_message(1000 + u, 1000 + u, f"message {i} from user {u}")
+        for i in range(10)
+        for u in range(30)
+    ]
+    fake.wait_for(lambda: all(fake.replies_to(m) for m in sent), timeout=240)
+    assert all(len(fake.replies_to(m)) == 1 for m in sent)
+    assert deployment["proc"].poll() is None
+
+
+def _feedback(store: DialogueStore, turn_id: int) -> list[int]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT value FROM feedback WHERE turn_id = :t"), {"t": turn_id})
+        return [int(r[0]) for r in rows]
