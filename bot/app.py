@@ -4,6 +4,7 @@ and logs that never show the token."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import Update
@@ -43,6 +44,26 @@ def hide_token(token: str) -> None:
         handler.addFilter(redact)
 
 
+class MessageRateLimiter(AIORateLimiter):
+    """Telegram's flood limits count messages; "typing…" must not queue behind a chat's
+    replies (PTB's limiter holds every request that names a chat)."""
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, Any]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> Any:
+        if endpoint == "sendChatAction":
+            return await callback(*args, **kwargs)
+        return await super().process_request(
+            callback, args, kwargs, endpoint, data, rate_limit_args
+        )
+
+
 def build_application(
     token: str, api_url: str, chatbot: ChatBot
 ) -> Application[Any, Any, Any, Any, Any, Any]:
@@ -58,7 +79,7 @@ def build_application(
         ApplicationBuilder()
         .token(token)
         .base_url(api_url)
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(MessageRateLimiter(max_retries=3))
         .concurrent_updates(64)
         .connection_pool_size(64)
         .get_updates_connection_pool_size(2)

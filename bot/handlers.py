@@ -112,6 +112,11 @@ def clean_text(text: str) -> str:
     return " ".join("".join(kept).split())
 
 
+def printable(text: str) -> str:
+    """A reply as sent: control characters a byte-level model may emit become spaces."""
+    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text).split())
+
+
 def split_message(text: str, limit: int = MAX_TEXT) -> list[str]:
     """Telegram's 4,096-character limit: cut at the last space before it where there is one."""
     parts = []
@@ -148,6 +153,7 @@ class ChatBot:
         self._waiting: dict[tuple[int, int], asyncio.Event] = {}
         self._truncated: dict[tuple[int, int], int] = {}
         self._chat_locks: dict[int, asyncio.Lock] = {}
+        self._typing_at: dict[int, float] = {}  # chat → when "typing…" was last sent
         self._tasks: set[asyncio.Task[Any]] = set()
         self._send_slots = asyncio.Semaphore(SEND_CONCURRENCY)
         self._started = time.time()
@@ -274,10 +280,7 @@ class ChatBot:
         deadline = loop.time() + self.config.reply_timeout_s
         try:
             while not answered.is_set() and loop.time() < deadline:
-                try:
-                    await bot.send_chat_action(chat_id, ChatAction.TYPING)
-                except TelegramError as exc:
-                    log.debug("typing failed: %s", exc)
+                await self._typing(bot, chat_id, loop.time())
                 wait = min(self.config.typing_every_s, deadline - loop.time())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(answered.wait(), max(wait, 0.0))
@@ -286,6 +289,18 @@ class ChatBot:
                 await self._send(bot, chat_id, BUSY, reply_to=message_id)
         finally:
             self._waiting.pop(key, None)
+            if not any(chat == chat_id for chat, _ in self._waiting):
+                self._typing_at.pop(chat_id, None)
+
+    async def _typing(self, bot: Bot, chat_id: int, now: float) -> None:
+        """One "typing…" per chat per interval, however many of its messages wait."""
+        if now - self._typing_at.get(chat_id, -1e9) < self.config.typing_every_s - 0.5:
+            return
+        self._typing_at[chat_id] = now
+        try:
+            await bot.send_chat_action(chat_id, ChatAction.TYPING)
+        except TelegramError as exc:
+            log.debug("typing failed: %s", exc)
 
     async def not_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
@@ -332,7 +347,7 @@ class ChatBot:
                 self._chat_locks.pop(event.chat_id, None)
 
     async def _send_reply(self, bot: Bot, event: ReplyEvent) -> None:
-        text = event.text.strip() or "…"
+        text = printable(event.text) or "…"
         cut = self._truncated.pop((event.chat_id, event.message_id), None)
         if cut:
             text = f"{TRUNCATED.format(n=cut)}\n\n{text}"

@@ -127,7 +127,9 @@ class RedisTransport:
 
     async def _ensure_group(self) -> None:
         try:
-            await self.aredis.xgroup_create(REPLIES_STREAM, GROUP, id="$", mkstream=True)
+            # From the start of the stream: after a Redis restart the worker may publish before
+            # the group exists again; delivered markers keep old entries from going out twice.
+            await self.aredis.xgroup_create(REPLIES_STREAM, GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise

@@ -1,0 +1,96 @@
+"""The bot's pure parts: text cleaning, splitting, rate limits, dedup, and its room rules."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.handlers import clean_text, feedback_buttons, split_message
+from bot.transport import MemoryState, RateLimiter
+from s2s_cli.main import app
+
+
+def test_clean_text_strips_controls_and_keeps_emoji_sequences() -> None:
+    assert clean_text("  hi\x00 there\x07\n\nfriend\t ") == "hi there friend"
+    family = "👨\u200d👩\u200d👧"
+    assert clean_text(f"a\u200bb {family}") == f"ab {family}"
+    assert clean_text("\x1b[31m") == "[31m"
+    assert clean_text(" \n\t ") == ""
+
+
+def test_split_message_respects_the_limit_and_keeps_the_words() -> None:
+    text = " ".join(f"word{i}" for i in range(3000))
+    parts = split_message(text)
+    assert len(parts) > 1 and all(0 < len(p) <= 4096 for p in parts)
+    assert " ".join(parts).split() == text.split()
+    assert split_message("short") == ["short"]
+    assert all(len(p) <= 4096 for p in split_message("x" * 9000))
+
+
+def test_rate_limiter_allows_the_limit_and_notifies_once_per_window() -> None:
+    limiter = RateLimiter(limit=3, window_s=60)
+    assert [limiter.allow(1, now=t) for t in (0, 1, 2, 3)] == [True, True, True, False]
+    assert limiter.allow(2, now=3)  # users are independent
+    assert limiter.should_notify(1, now=3) and not limiter.should_notify(1, now=30)
+    assert limiter.allow(1, now=61)  # the window slid past the first message
+    assert limiter.should_notify(1, now=64)
+
+
+def test_memory_state_sees_each_message_once_and_stays_bounded() -> None:
+    async def scenario() -> None:
+        state = MemoryState(capacity=2)
+        assert await state.first_time(1, 10) and not await state.first_time(1, 10)
+        await state.first_time(1, 11)
+        await state.first_time(1, 12)
+        assert await state.first_time(1, 10)  # evicted: the oldest go first
+        assert not await state.delivered(1, 10)
+        await state.mark_delivered(1, 10)
+        assert await state.delivered(1, 10)
+        assert await state.style(5) is None
+        await state.set_style(5, "playful")
+        assert await state.style(5) == "playful"
+
+    asyncio.run(scenario())
+
+
+def test_feedback_buttons_carry_the_turn_and_mark_the_vote() -> None:
+    markup = feedback_buttons(42, vote=-1)
+    buttons = markup.inline_keyboard[0]
+    assert [b.callback_data for b in buttons] == ["fb:42:1", "fb:42:-1"]
+    assert buttons[1].text.endswith("✓") and not buttons[0].text.endswith("✓")
+
+
+def test_the_bot_never_loads_torch_or_sql() -> None:
+    code = (
+        "import sys, bot.app, bot.handlers, bot.redis_transport, bot.transport\n"
+        "bad = [m for m in ('torch', 'sqlalchemy', 's2s_core', 'worker') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "message"),
+    [
+        ({"TELEGRAM_TOKEN": ""}, [], "TELEGRAM_TOKEN is not set"),
+        ({"TELEGRAM_TOKEN": "1:x", "ADMIN_IDS": "1,bob"}, [], "bad configuration"),
+        ({"TELEGRAM_TOKEN": "1:x", "BOT_RATE_LIMIT": "0"}, [], "bad configuration"),
+        (
+            {"TELEGRAM_TOKEN": "1:x", "TELEGRAM_WEBHOOK_SECRET": ""},
+            ["--webhook-url", "https://example.org/telegram"],
+            "TELEGRAM_WEBHOOK_SECRET",
+        ),
+        ({"TELEGRAM_TOKEN": "1:x"}, ["--port", "http"], "port"),
+    ],
+)
+def test_bot_refuses_bad_configuration_clearly(
+    env: dict[str, str], args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(app, ["bot", *args], env=env)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert "1:x" not in result.output
