@@ -308,7 +308,10 @@ def _handler(fake: FakeTelegram) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a bot shutting down mid long poll)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: the test's own assertions tell the story
