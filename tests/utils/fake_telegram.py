@@ -8,6 +8,7 @@ users post messages, stickers and button presses through its methods.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -308,10 +309,9 @@ def _handler(fake: FakeTelegram) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            try:
+            # A client may give up first (a bot shutting down mid long poll).
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (a bot shutting down mid long poll)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: the test's own assertions tell the story
