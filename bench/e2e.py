@@ -3,7 +3,9 @@ Bot API server to the bot's sendMessage, and replies/s, at 1, 10 and 100 concurr
 beside it, from the same run and the same worker, the bare pipeline (a task queued straight
 to Redis → the reply on the stream) at the same concurrency. Prints JSON.
 
-    REDIS_URL=redis://127.0.0.1:6379/0 python bench/e2e.py [--model models/default]
+    REDIS_URL=redis://127.0.0.1:6379/0 python bench/e2e.py [--model models/default] [--scale 3]
+
+--scale N repeats the 100-user level with N worker processes (replies/s ratio reported).
 
 Starts its own `s2s worker` and `s2s bot` processes, a fake Bot API server on 127.0.0.1 and
 a scratch SQLite database; uses Redis database 13 (flushed).
@@ -17,6 +19,7 @@ import statistics
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from bot.redis_transport import sender
 from s2s_contract.client import send_reply
 from s2s_contract.tasks import REPLIES_STREAM, ReplyEvent, ReplyRequest
 from tests.utils.fake_telegram import FakeTelegram
-from tests.utils.services import bot_process, free_port, scratch_redis_url, worker_process
+from tests.utils.services import bot_process, scratch_redis_url, worker_process
 from worker.store.migrate import upgrade
 
 LEVELS = {1: 12, 10: 4, 100: 2}  # concurrent users → messages each, sent one after another
@@ -116,38 +119,59 @@ def _run_threads(uids: list[int], target: Any) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="models/default", help="checkpoint folder")
+    parser.add_argument(
+        "--scale", type=int, default=0, help="also run 100 users with this many workers"
+    )
     args = parser.parse_args()
+    result: dict[str, Any] = {"model": args.model}
+    result["1_worker"] = run_stack(args.model, workers=1, levels=LEVELS)
+    if args.scale > 1:
+        key = f"{args.scale}_workers"
+        result[key] = run_stack(args.model, workers=args.scale, levels={100: LEVELS[100]})
+        one, many = result["1_worker"]["100_users"], result[key]["100_users"]
+        result["scaling_100_users"] = round(
+            many["telegram_to_telegram"]["replies_per_s"]
+            / one["telegram_to_telegram"]["replies_per_s"],
+            2,
+        )
+    print(json.dumps(result, indent=2))
+
+
+def run_stack(model: str, workers: int, levels: dict[int, int]) -> dict[str, Any]:
+    """Fresh Redis db, database, fake server, ``workers`` worker processes and one bot."""
     redis_url = scratch_redis_url()
-    with tempfile.TemporaryDirectory() as tmp:
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         db_url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
         upgrade(db_url)
         fake = FakeTelegram().start()
+        stack.callback(fake.stop)
         env = {
             "TELEGRAM_TOKEN": fake.token,
             "TELEGRAM_API_URL": fake.base_url,
             "DATABASE_URL": db_url,
-            "MODEL_DIR": args.model,
+            "MODEL_DIR": model,
             "DEVICE": "cpu",
             "REDIS_URL": redis_url,
-            "METRICS_PORT": str(free_port()),
+            "METRICS_PORT": "0",
             "BOT_RATE_LIMIT": "1000",
             "BOT_REPLY_TIMEOUT_S": "300",
         }
-        result: dict[str, Any] = {"model": args.model}
-        with worker_process(env, Path(tmp) / "worker.log"), bot_process(env, Path(tmp) / "bot.log"):
-            fake.wait_for(lambda: "getUpdates" in fake.calls, timeout=120)
-            through_telegram(fake, 1, 2, base=900_000)  # warm-up: model load, connections
-            for level, (users, each) in enumerate(LEVELS.items()):
-                base = 10_000 * (level + 1)
-                telegram = through_telegram(fake, users, each, base)
-                bare = bare_pipeline(redis_url, users, each, base + 5_000)
-                result[f"{users}_users"] = {
-                    "telegram_to_telegram": telegram,
-                    "bare_pipeline": bare,
-                    "bot_adds_p50": round(telegram["p50_ms"] / bare["p50_ms"] - 1, 3),
-                }
-        fake.stop()
-    print(json.dumps(result, indent=2))
+        for i in range(workers):
+            stack.enter_context(worker_process(env, Path(tmp) / f"worker{i}.log"))
+        stack.enter_context(bot_process(env, Path(tmp) / "bot.log"))
+        fake.wait_for(lambda: "getUpdates" in fake.calls, timeout=120)
+        through_telegram(fake, workers, 2, base=900_000)  # warm-up: model loads, connections
+        for level, (users, each) in enumerate(levels.items()):
+            base = 10_000 * (level + 1)
+            telegram = through_telegram(fake, users, each, base)
+            bare = bare_pipeline(redis_url, users, each, base + 5_000)
+            result[f"{users}_users"] = {
+                "telegram_to_telegram": telegram,
+                "bare_pipeline": bare,
+                "bot_adds_p50": round(telegram["p50_ms"] / bare["p50_ms"] - 1, 3),
+            }
+    return result
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import time
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from telegram import (
@@ -76,6 +77,7 @@ FORGET_DONE = "Done: your messages and my replies are being deleted from my hist
 FORGET_KEPT = "Nothing was deleted."
 SEND_CONCURRENCY = 64
 SEND_RETRIES = 8
+HEARTBEAT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class BotConfig:
     reply_timeout_s: float = 30.0  # "typing…" this long at most, then one apology
     typing_every_s: float = 4.0  # Telegram shows "typing" for 5 s
     max_input_chars: int = 500
+    heartbeat_file: Path | None = None  # touched every HEARTBEAT_S while the loop runs
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotConfig:
@@ -95,6 +98,7 @@ class BotConfig:
             rate_limit=settings.bot_rate_limit,
             reply_timeout_s=settings.bot_reply_timeout_s,
             max_input_chars=settings.bot_max_input_chars,
+            heartbeat_file=settings.bot_heartbeat_file,
         )
 
 
@@ -179,6 +183,18 @@ class ChatBot:
 
     def start_delivery(self, bot: Bot) -> None:
         self._spawn(self._deliver_forever(bot))
+        if self.config.heartbeat_file is not None:
+            self._spawn(self._heartbeat(self.config.heartbeat_file))
+
+    @staticmethod
+    async def _heartbeat(path: Path) -> None:
+        """Proof of a live event loop for a container healthcheck (``find -mmin``)."""
+        while True:
+            try:
+                path.write_text(str(time.time()))
+            except OSError as exc:
+                log.warning("heartbeat file %s: %s", path, exc)
+            await asyncio.sleep(HEARTBEAT_S)
 
     async def stop(self) -> None:
         for task in list(self._tasks):

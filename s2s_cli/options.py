@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shlex
 import unicodedata
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from s2s_core.decoding import DecodeConfig
+if TYPE_CHECKING:  # torch stays out of commands that never decode (the bot image has none)
+    from s2s_core.decoding import DecodeConfig
 
 # Named strategies map onto DecodeConfig; a checkpoint's own tuned settings
 # (metrics.json "decode") fill in what the command line does not set.
@@ -25,6 +26,8 @@ STYLES = ("focused", "varied", "playful")  # the product's reply styles (worker.
 
 
 def decode_config_from_options(name: str, meta: dict[str, Any], **overrides: Any) -> DecodeConfig:
+    from s2s_core.decoding import DecodeConfig
+
     if name in STYLES and not overrides:
         from worker.replies import decode_config
 

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     bot_reply_timeout_s: float = Field(default=30.0, gt=0)  # then one apology
     bot_max_input_chars: int = Field(default=500, ge=1, le=4096)  # longer input is cut
     telegram_webhook_secret: str | None = None
+    # The bot touches this file every few seconds while its event loop runs (container
+    # healthchecks read its age); unset: no file.
+    bot_heartbeat_file: Path | None = None
 
     @field_validator("admin_ids", "allowed_chat_ids")
     @classmethod

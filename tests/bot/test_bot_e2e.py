@@ -38,6 +38,7 @@ def deployment(
         "BOT_REPLY_TIMEOUT_S": "60",
         "METRICS_PORT": str(free_port()),
         "REDIS_URL": "",
+        "BOT_HEARTBEAT_FILE": str(tmp_path / "heartbeat"),
     }
     with ExitStack() as stack:
         if request.param == "celery":
@@ -70,6 +71,7 @@ def _rows_with(store: DialogueStore, words: str) -> int:
 def test_users_chat_rate_and_leave(deployment: dict[str, Any]) -> None:
     fake: FakeTelegram = deployment["fake"]
     store: DialogueStore = deployment["store"]
+    assert float((deployment["log"].parent / "heartbeat").read_text()) > 0
 
     # A text gets one reply, as a reply to it, with 👍/👎; the exchange is in the database.
     hello = fake.user_message(101, 101, "hello there")

@@ -67,6 +67,7 @@ def test_feedback_buttons_carry_the_turn_and_mark_the_vote() -> None:
 def test_the_bot_never_loads_torch_or_sql() -> None:
     code = (
         "import sys, bot.app, bot.handlers, bot.redis_transport, bot.transport\n"
+        "import s2s_cli.main, s2s_cli.bot_command\n"
         "bad = [m for m in ('torch', 'sqlalchemy', 's2s_core', 'worker') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

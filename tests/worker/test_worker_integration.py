@@ -144,19 +144,7 @@ def test_killed_worker_loses_nothing(tmp_path: Path, tiny_tokenizer: object) -> 
     """Two workers, 300 queued replies, one worker SIGKILLed mid-work: its unacknowledged
     tasks come back after the (short) visibility timeout and every message ends with
     exactly one stored reply."""
-    from s2s_core import save_checkpoint
-    from tests.conftest import tiny_model
-
-    slow_dir = save_checkpoint(
-        tmp_path / "slow",
-        tiny_model(
-            tiny_tokenizer.vocab_size,  # type: ignore[attr-defined]
-            hidden_dim=256,
-            emb_dim=64,
-        ),
-        tiny_tokenizer,
-        {"data": {"max_src_len": 64}},
-    )  # type: ignore[arg-type]
+    slow_dir = slow_checkpoint(tmp_path, tiny_tokenizer)
     redis_url = scratch_redis_url()
     db_url = f"sqlite:///{tmp_path / 'crash.sqlite3'}"
     upgrade(db_url)
@@ -184,6 +172,54 @@ def test_killed_worker_loses_nothing(tmp_path: Path, tiny_tokenizer: object) -> 
     answered = {(e.chat_id, e.message_id) for e in events(client)}
     assert len(answered) == 300
     assert count(store, Generation) == 300 and count(store, Turn) == 600
+    store.engine.dispose()
+    client.flushdb()
+
+
+def slow_checkpoint(tmp_path: Path, tokenizer: object) -> Path:
+    """A wide untrained model: decoding takes long enough to catch a worker mid-batch."""
+    from s2s_core import save_checkpoint
+    from tests.conftest import tiny_model
+
+    model = tiny_model(tokenizer.vocab_size, hidden_dim=256, emb_dim=64)  # type: ignore[attr-defined]
+    meta = {"data": {"max_src_len": 64}}
+    return save_checkpoint(tmp_path / "slow", model, tokenizer, meta)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_batch_in_flight(tmp_path: Path, tiny_tokenizer: object) -> None:
+    """SIGTERM is a warm shutdown: the worker exits 0 after finishing and acknowledging what it
+    was decoding; a second worker answers the rest; no task is answered or published twice
+    (an unacknowledged finished task would come back after the visibility timeout)."""
+    import signal
+
+    env = {
+        "REDIS_URL": scratch_redis_url(),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'term.sqlite3'}",
+        "MODEL_DIR": str(slow_checkpoint(tmp_path, tiny_tokenizer)),
+        "DEVICE": "cpu",
+        "BROKER_VISIBILITY_TIMEOUT": "6",
+        "METRICS_PORT": "0",
+    }
+    upgrade(env["DATABASE_URL"])
+    producer = create_app(Settings(redis_url=env["REDIS_URL"]))
+    client = redis.Redis.from_url(env["REDIS_URL"], decode_responses=True)
+    store = DialogueStore(env["DATABASE_URL"])
+    for i in range(120):
+        send(producer, client, 4000 + i % 40, i + 1)
+    with worker_process(env, tmp_path / "a.log", concurrency=8) as first:
+        wait_for(lambda: client.xlen(REPLIES_STREAM) >= 10, 120, "work under way")
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+    done_by_first = count(store, Generation)
+    assert done_by_first >= 10
+    with worker_process(env, tmp_path / "b.log", concurrency=8):
+        wait_for(lambda: count(store, Generation) >= 120, 180, "all 120 replies stored")
+        time.sleep(8)  # past the visibility timeout: anything unacknowledged would be back
+    published = [(e.chat_id, e.message_id) for e in events(client)]
+    assert len(published) == len(set(published)) == 120
+    assert count(store, Generation) == 120 and count(store, Turn) == 240
+    assert "Warm shutdown" in (tmp_path / "a.log").read_text()
     store.engine.dispose()
     client.flushdb()
 

@@ -1,0 +1,57 @@
+"""Scale-out without Docker: three `s2s worker` processes and one `s2s bot` on real Redis and
+PostgreSQL; 300 messages through the fake Bot API server are each answered once, and the
+work is shared by the workers."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from tests.utils.databases import scratch_postgres
+from tests.utils.fake_telegram import FakeTelegram
+from tests.utils.services import bot_process, scratch_redis_url, worker_process
+from worker.store import DialogueStore
+from worker.store.migrate import upgrade
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def test_three_workers_one_bot_answer_300_messages_once(
+    tmp_path: Path, checkpoint_dir: Path
+) -> None:
+    fake = FakeTelegram().start()
+    with scratch_postgres() as db_url, ExitStack() as stack:
+        upgrade(db_url)
+        env = {
+            "TELEGRAM_TOKEN": fake.token,
+            "TELEGRAM_API_URL": fake.base_url,
+            "DATABASE_URL": db_url,
+            "MODEL_DIR": str(checkpoint_dir),
+            "DEVICE": "cpu",
+            "REDIS_URL": scratch_redis_url(),
+            "BROKER_VISIBILITY_TIMEOUT": "30",
+            "METRICS_PORT": "0",
+            "BOT_RATE_LIMIT": "100",
+        }
+        for i in range(3):
+            stack.enter_context(worker_process(env, tmp_path / f"worker{i}.log", concurrency=8))
+        stack.enter_context(bot_process(env, tmp_path / "bot.log"))
+        fake.wait_for(lambda: "getUpdates" in fake.calls, timeout=60)
+        sent = [
+            fake.user_message(3000 + u, 3000 + u, f"hello number {i}")
+            for i in range(10)
+            for u in range(30)
+        ]
+        fake.wait_for(lambda: all(fake.replies_to(m) for m in sent), timeout=300)
+        assert all(len(fake.replies_to(m)) == 1 for m in sent)
+        store = DialogueStore(db_url)
+        with store.engine.connect() as conn:
+            workers = conn.execute(text("SELECT DISTINCT worker_id FROM generations")).all()
+            replies = conn.execute(text("SELECT count(*) FROM turns WHERE speaker = 'bot'"))
+            assert replies.scalar_one() == 300
+        store.engine.dispose()
+        assert len(workers) >= 2, "the work was not shared between worker processes"
+    fake.stop()

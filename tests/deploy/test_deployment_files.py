@@ -1,0 +1,117 @@
+"""docker-compose.yml, the Dockerfiles and .env.example checked for what goes wrong in
+deployments (no Docker engine here, so the files themselves are examined)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from s2s_contract.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+ENV_EXAMPLE = (ROOT / ".env.example").read_text()
+READ_OUTSIDE_SETTINGS = {"LOG_FORMAT"}  # the CLI's --log-format envvar
+COMPOSE_ONLY = {
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "MODELS_DIR",
+    "TORCH_INDEX_URL",
+    "S2S_VERSION",
+}
+
+
+def _documented_vars() -> set[str]:
+    return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE, flags=re.M))
+
+
+def _conditions(service: str) -> dict[str, str]:
+    return {name: dep["condition"] for name, dep in SERVICES[service]["depends_on"].items()}
+
+
+def test_every_service_the_docs_name_exists() -> None:
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    named = set(
+        re.findall(r"`(redis|postgres|migrate|bot|worker|worker-cpu|flower|prometheus)`", docs)
+    )
+    assert named and named <= set(SERVICES)
+    assert {"redis", "postgres", "migrate", "bot", "worker"} <= set(SERVICES)
+
+
+def test_healthchecks_fail_on_errors_and_early_readiness() -> None:
+    redis_check = " ".join(SERVICES["redis"]["healthcheck"]["test"])
+    assert "PONG" in redis_check and "grep" in redis_check
+    assert "--appendonly" in SERVICES["redis"]["command"]
+    assert "--requirepass" in SERVICES["redis"]["command"]
+    assert "pg_isready -h 127.0.0.1" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
+    for name in ("bot", "worker"):
+        assert SERVICES[name]["healthcheck"]["test"]
+
+
+def test_start_order() -> None:
+    assert _conditions("migrate") == {"postgres": "service_healthy"}
+    for name in ("bot", "worker", "worker-cpu"):
+        assert _conditions(name) == {
+            "migrate": "service_completed_successfully",
+            "redis": "service_healthy",
+        }
+    assert SERVICES["migrate"]["command"] == ["s2s", "db", "upgrade"]
+
+
+def test_workers_scale_and_reserve_a_gpu() -> None:
+    for name in ("worker", "worker-cpu"):
+        service = SERVICES[name]
+        assert "container_name" not in service and "ports" not in service
+        assert service["stop_grace_period"]
+    devices = SERVICES["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"] and isinstance(devices[0]["count"], int)
+    assert "deploy" not in SERVICES["worker-cpu"] and SERVICES["worker-cpu"]["profiles"] == ["cpu"]
+    assert SERVICES["worker-cpu"]["environment"]["DEVICE"] == "cpu"
+    for name in ("flower", "prometheus"):
+        assert SERVICES[name]["profiles"] == ["monitoring"]
+
+
+def test_required_secrets_fail_fast() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    for var in ("TELEGRAM_TOKEN", "POSTGRES_PASSWORD", "REDIS_PASSWORD"):
+        assert re.search(r"\$\{" + var + r":\?", text), var
+    assert ":?" in SERVICES["bot"]["environment"]["TELEGRAM_TOKEN"]
+
+
+def test_env_example_matches_what_is_read() -> None:
+    fields = {name.upper() for name in Settings.model_fields}
+    documented = _documented_vars()
+    assert fields <= documented, f"undocumented settings: {fields - documented}"
+    known = fields | READ_OUTSIDE_SETTINGS | COMPOSE_ONLY
+    assert documented <= known, f"documented but never read: {documented - known}"
+    used_by_compose = set(
+        re.findall(r"\$\{([A-Z][A-Z0-9_]+)", (ROOT / "docker-compose.yml").read_text())
+    )
+    assert used_by_compose <= documented, used_by_compose - documented
+
+
+@pytest.mark.parametrize("image", ["bot", "worker"])
+def test_images_are_multi_stage_non_root_with_healthchecks(image: str) -> None:
+    text = (ROOT / "docker" / f"{image}.Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", text, flags=re.M)) >= 2
+    final = text.rsplit("\nFROM ", 1)[1]
+    users = re.findall(r"^USER (\S+)", final, flags=re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert "HEALTHCHECK" in final
+
+
+def test_bot_image_installs_no_torch_and_worker_image_pins_it() -> None:
+    bot = (ROOT / "docker" / "bot.Dockerfile").read_text()
+    instructions = [line for line in bot.splitlines() if not line.lstrip().startswith("#")]
+    assert "torch" not in "\n".join(instructions)
+    assert "pip install --no-deps ." in bot
+    assert "COPY s2s_core" not in bot and "COPY worker" not in bot
+    worker = (ROOT / "docker" / "worker.Dockerfile").read_text()
+    assert "TORCH_INDEX_URL" in worker and "TORCH_SPEC=torch==" in worker
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", ".env"} <= set(ignored)
