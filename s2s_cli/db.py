@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
 from s2s_cli.options import fail
+
+T = TypeVar("T")
 
 db_app = typer.Typer(help="Migrate the dialogue database at DATABASE_URL.", no_args_is_help=True)
 
@@ -50,12 +52,12 @@ def current() -> None:
     run_db_action(lambda: typer.echo(migrate.current(database_url())))
 
 
-def run_db_action(action: Callable[[], object]) -> None:
+def run_db_action(action: Callable[[], T]) -> T:
+    """Runs a database action; a database or Alembic error becomes one error line."""
     from alembic.util import CommandError
     from sqlalchemy.exc import OperationalError
 
-    """Runs a database action; a database or Alembic error becomes one error line."""
     try:
-        action()
+        return action()
     except (CommandError, OperationalError) as exc:
         fail(str(exc).splitlines()[0])

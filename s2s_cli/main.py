@@ -7,6 +7,7 @@ import typer
 from s2s_cli import chat, model_commands
 from s2s_cli.bot_command import bot
 from s2s_cli.db import db_app
+from s2s_cli.export_command import export
 from s2s_cli.logs import setup_logging
 from s2s_cli.models_command import models_app
 from s2s_cli.worker_command import worker
@@ -22,6 +23,7 @@ app.command("generate")(model_commands.generate)
 app.command("chat")(chat.chat)
 app.command("worker")(worker)
 app.command("bot")(bot)
+app.command("export")(export)
 app.add_typer(model_commands.bench_app, name="bench")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")

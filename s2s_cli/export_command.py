@@ -1,0 +1,63 @@
+"""``s2s export``: logged conversations → training pairs (JSONL) for fine-tuning."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from s2s_cli.db import database_url, run_db_action
+from s2s_cli.options import fail
+
+
+def _moment(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} must be an ISO date or time (2026-11-28, 2026-11-28T12:00), got {value!r}")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def export(
+    out: Annotated[Path, typer.Option(help="JSONL file to write.")],
+    since: Annotated[str | None, typer.Option(help="Only turns at or after (ISO, UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only turns before (ISO, UTC).")] = None,
+    targets: Annotated[
+        str, typer.Option(help="human (what people said) | liked (👍 replies) | both")
+    ] = "both",
+    context_turns: Annotated[int, typer.Option(help="Turns of context per pair.")] = 3,
+) -> None:
+    """Export logged conversations as training pairs; prints counts per category."""
+    from worker.store import DialogueStore
+    from worker.store.export import EARLIEST, LATEST, ExportFilter, export_pairs
+
+    try:
+        flt = ExportFilter(
+            since=_moment(since, "--since") or EARLIEST,
+            until=_moment(until, "--until") or LATEST,
+            targets=targets,
+            context_turns=context_turns,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    if out.exists() and out.is_dir():
+        fail(f"--out {out} is a directory")
+    tmp = out.with_name(out.name + ".partial")
+
+    def run() -> dict[str, int]:
+        store = DialogueStore(database_url())
+        with open(tmp, "w", encoding="utf-8") as f:
+            counts = export_pairs(store, f, flt, progress=True)
+        tmp.replace(out)  # a failed export never leaves a half file under the real name
+        return dict(counts)
+
+    try:
+        counts = run_db_action(run)
+    except OSError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps({"out": str(out), **counts}, indent=2, ensure_ascii=False))
