@@ -16,6 +16,7 @@ remembered as 8-byte digests, so memory stays flat however large the history.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -96,30 +97,43 @@ def _pairs(store: DialogueStore, flt: ExportFilter) -> Iterator[tuple[str, dict[
                 )
             )
             forgotten = set(s.scalars(select(User.id).where(User.forgotten_at.is_not(None))))
-            for conversation_id in ids:
-                yield from _conversation_pairs(s, conversation_id, flt, forgotten)
+            yield from _page_pairs(s, ids, flt, forgotten)
         if len(ids) < PAGE:
             return
         after = ids[-1]
 
 
-def _conversation_pairs(
-    s: Session, conversation_id: int, flt: ExportFilter, forgotten: set[int]
+def _page_pairs(
+    s: Session, ids: list[int], flt: ExportFilter, forgotten: set[int]
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    turns = s.execute(
-        select(Turn.id, Turn.speaker, Turn.text, Turn.user_id, Turn.created_at)
-        .where(Turn.conversation_id == conversation_id)
-        .order_by(Turn.id)
+    """One page of conversations: two queries, then each conversation in turn order."""
+    rows = s.execute(
+        select(
+            Turn.id, Turn.conversation_id, Turn.speaker, Turn.text, Turn.user_id, Turn.created_at
+        )
+        .where(Turn.conversation_id.in_(ids))
+        .order_by(Turn.conversation_id, Turn.id)
     ).all()
     votes = {
         turn_id: (low, high)
         for turn_id, low, high in s.execute(
             select(Feedback.turn_id, func.min(Feedback.value), func.max(Feedback.value))
             .join(Turn, Turn.id == Feedback.turn_id)
-            .where(Turn.conversation_id == conversation_id)
+            .where(Turn.conversation_id.in_(ids))
             .group_by(Feedback.turn_id)
         ).all()
     }
+    for conversation_id, group in itertools.groupby(rows, key=lambda r: r.conversation_id):
+        yield from _conversation_pairs(list(group), votes, conversation_id, flt, forgotten)
+
+
+def _conversation_pairs(
+    turns: list[Any],
+    votes: dict[int, tuple[int, int]],
+    conversation_id: int,
+    flt: ExportFilter,
+    forgotten: set[int],
+) -> Iterator[tuple[str, dict[str, Any]]]:
     for i, turn in enumerate(turns):
         if i == 0 or not _in_range(turn.created_at, flt):
             continue
