@@ -10,6 +10,7 @@ from s2s_cli.db import db_app
 from s2s_cli.export_command import export
 from s2s_cli.logs import setup_logging
 from s2s_cli.models_command import models_app
+from s2s_cli.replay_command import replay, retrain
 from s2s_cli.worker_command import worker
 
 app = typer.Typer(
@@ -24,6 +25,8 @@ app.command("chat")(chat.chat)
 app.command("worker")(worker)
 app.command("bot")(bot)
 app.command("export")(export)
+app.command("replay")(replay)
+app.command("retrain")(retrain)
 app.add_typer(model_commands.bench_app, name="bench")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")

@@ -32,6 +32,12 @@ def train(
     max_src_len: Annotated[int, typer.Option(help="Source tokens kept (latest).")] = 64,
     max_tgt_len: Annotated[int, typer.Option(help="Target tokens kept.")] = 32,
     limit: Annotated[int | None, typer.Option(help="Use the first N training pairs.")] = None,
+    mix: Annotated[
+        float, typer.Option(help="Fine-tuning: share of training pairs from --mix-with.")
+    ] = 0.0,
+    mix_with: Annotated[
+        str, typer.Option(help="Corpus mixed into --data: chitchat (or a synthetic task).")
+    ] = "chitchat",
     cell: Annotated[str, typer.Option(help="lstm | gru")] = "lstm",
     attention: Annotated[str, typer.Option(help="none | luong")] = "none",
     bidirectional: Annotated[bool, typer.Option(help="Bidirectional encoder.")] = False,
@@ -78,6 +84,8 @@ def train(
                 max_src_len,
                 max_tgt_len,
                 limit=limit,
+                mix=mix,
+                mix_with=mix_with,
             )
             model_options = {
                 "emb_dim": emb_dim,

@@ -58,11 +58,27 @@ def promote(
 ) -> None:
     """Make VERSION the active model; the previous active one is retired."""
     store = _store()
-    ids = [m["id"] for m in store.list_models() if m["id"].startswith(version)]
+    version_id = _unique(store, version)
+    run_db_action(lambda: store.promote(version_id))
+    typer.echo(version_id)
+
+
+@models_app.command()
+def retire(
+    version: Annotated[str, typer.Argument(help="Version id (or a unique prefix).")],
+) -> None:
+    """Take VERSION out of service (workers fall back to MODEL_DIR if it was active)."""
+    store = _store()
+    version_id = _unique(store, version)
+    run_db_action(lambda: store.retire(version_id))
+    typer.echo(version_id)
+
+
+def _unique(store: DialogueStore, prefix: str) -> str:
+    ids = [m["id"] for m in run_db_action(store.list_models) if m["id"].startswith(prefix)]
     if len(ids) != 1:
-        fail(f"{len(ids)} registered versions match {version!r}")
-    run_db_action(lambda: store.promote(ids[0]))
-    typer.echo(ids[0])
+        fail(f"{len(ids)} registered versions match {prefix!r}")
+    return str(ids[0])
 
 
 @models_app.command()

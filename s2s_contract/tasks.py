@@ -14,6 +14,7 @@ REPLY_TASK = "s2s.reply"
 FEEDBACK_TASK = "s2s.feedback"
 FORGET_TASK = "s2s.forget"
 RESET_TASK = "s2s.reset"
+RETRAIN_TASK = "s2s.retrain"
 
 INFERENCE_QUEUE = "inference"
 MAINTENANCE_QUEUE = "maintenance"
@@ -22,7 +23,9 @@ TASK_QUEUES = {
     FEEDBACK_TASK: MAINTENANCE_QUEUE,
     FORGET_TASK: MAINTENANCE_QUEUE,
     RESET_TASK: MAINTENANCE_QUEUE,
+    RETRAIN_TASK: MAINTENANCE_QUEUE,
 }
+RETRAIN_LOCK = "s2s:lock:retrain"  # one retraining at a time, redeliveries included
 
 REPLIES_STREAM = "s2s:replies"  # the worker XADDs every reply; the bot's group consumes it
 MODEL_INFO_KEY = "s2s:model"  # JSON: the version workers serve and its headline numbers
@@ -84,6 +87,15 @@ class ForgetRequest(_Payload):
 
 class ResetRequest(_Payload):
     chat_id: int
+
+
+class RetrainRequest(_Payload):
+    """Export → fine-tune the serving model → replay → register; promote if the gate passes."""
+
+    epochs: int = Field(default=1, ge=1, le=50)
+    mix: float = Field(default=0.5, ge=0.0, lt=1.0)
+    replay_limit: int = Field(default=500, ge=1, le=100_000)
+    min_pairs: int = Field(default=20, ge=1)
 
 
 class ReplyEvent(_Payload):

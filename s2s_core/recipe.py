@@ -45,8 +45,20 @@ class DataConfig:
     max_tgt_len: int = 32  # target tokens kept, <sos> and <eos> included
     split_seed: int = 13  # the fixed train/valid/test split
     limit: int | None = None  # use only the first N training pairs (quick runs)
+    # Fine-tuning on a file (tsv / jsonl): this share of the training pairs comes from the
+    # corpus named by mix_with, so the model does not forget what it first learned.
+    mix: float = 0.0
+    mix_with: str = "chitchat"
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.mix < 1.0:
+            raise ValueError(f"DataConfig.mix must be in [0, 1), got {self.mix}")
+        if self.mix and self.task not in ("tsv", "jsonl"):
+            raise ValueError("--mix mixes a corpus into a data file: use --task tsv or jsonl")
+        if self.mix and self.mix_with not in ("chitchat", *SYNTHETIC_TASKS):
+            raise ValueError(
+                f"DataConfig.mix_with must be chitchat or synthetic, got {self.mix_with!r}"
+            )
         if self.task not in TASKS:
             raise ValueError(f"DataConfig.task must be one of {TASKS}, got {self.task!r}")
         if self.task in ("tsv", "jsonl") and not self.path:
@@ -67,7 +79,23 @@ def load_split(data: DataConfig, split: str) -> list[Example]:
         assert data.path is not None
         rows = read_tsv(data.path) if data.task == "tsv" else read_jsonl(data.path)
         examples = _split_rows(rows, split, data.split_seed)
-    return examples[: data.limit] if data.limit and split == "train" else examples
+    if split != "train":
+        return examples
+    if data.limit:
+        examples = examples[: data.limit]
+    if data.mix:
+        examples = examples + _mixed_in(data, len(examples))
+    return examples
+
+
+def _mixed_in(data: DataConfig, new_pairs: int) -> list[Example]:
+    """Original-corpus training pairs making up ``data.mix`` of the whole (fixed seed)."""
+    wanted = round(new_pairs * data.mix / (1.0 - data.mix))
+    source = DataConfig(task=data.mix_with, context_turns=data.context_turns)
+    pool = load_split(source, "train")
+    chosen = random.Random(data.split_seed).sample(range(len(pool)), min(wanted, len(pool)))
+    log.info("mixing %d %s pairs into %d new ones", len(chosen), data.mix_with, new_pairs)
+    return [pool[i] for i in sorted(chosen)]
 
 
 def _split_rows(rows: list[Example], split: str, seed: int) -> list[Example]:

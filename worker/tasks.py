@@ -22,10 +22,13 @@ from s2s_contract.tasks import (
     FORGET_TASK,
     REPLY_TASK,
     RESET_TASK,
+    RETRAIN_LOCK,
+    RETRAIN_TASK,
     FeedbackRequest,
     ForgetRequest,
     ReplyRequest,
     ResetRequest,
+    RetrainRequest,
     chat_lock_key,
 )
 from worker import metrics, runtime
@@ -118,3 +121,38 @@ def reset(self: Task, payload: Any) -> None:
     req = _parse(ResetRequest, payload, RESET_TASK)
     if req is not None:
         _run(self, lambda: runtime.service().reset(req))
+
+
+@app.task(name=RETRAIN_TASK, bind=True)
+def retrain(self: Task, payload: Any) -> None:
+    """Long work on the maintenance queue: single-flight under a Redis lock, so a redelivery
+    (a run can outlast the visibility timeout) finds it running and leaves."""
+    from pathlib import Path
+
+    from worker.retrain import RetrainPlan
+    from worker.retrain import retrain as run_retrain
+
+    req = _parse(RetrainRequest, payload, RETRAIN_TASK)
+    if req is None:
+        return
+    settings = get_settings()
+    lock = runtime.redis_client().lock(RETRAIN_LOCK, timeout=24 * 3600, blocking=False)
+    if not lock.acquire():
+        log.info("%s: a retraining is already running", RETRAIN_TASK)
+        return
+    try:
+        service = runtime.service()
+        _, baseline = runtime.registry_source(service.store, settings)()
+        plan = RetrainPlan(
+            Path(baseline),
+            settings.retrain_dir,
+            epochs=req.epochs,
+            mix=req.mix,
+            replay_limit=req.replay_limit,
+            min_pairs=req.min_pairs,
+            device=settings.device,
+        )
+        result = _run(self, lambda: run_retrain(service.store, plan))
+        log.info("%s: %s", RETRAIN_TASK, {k: result[k] for k in ("registered", "promoted")})
+    finally:
+        lock.release()

@@ -252,6 +252,16 @@ class DialogueStore:
                 .values(status="active", promoted_at=utcnow())
             )
 
+    def retire(self, version_id: str) -> None:
+        """Takes ``version_id`` out of service; with no active version workers serve
+        MODEL_DIR."""
+        with self.sessions() as s, s.begin():
+            if s.get(ModelVersion, version_id) is None:
+                raise ValueError(f"unknown model version {version_id}")
+            s.execute(
+                update(ModelVersion).where(ModelVersion.id == version_id).values(status="retired")
+            )
+
     def list_models(self) -> list[dict[str, Any]]:
         """Every registered version, newest first."""
         with self.sessions() as s:

@@ -1,0 +1,144 @@
+"""The retraining loop on a tiny model: logged chats → export → fine-tune (mixed with the
+original corpus) → replay report → registry → gate; and the commands around it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from s2s_cli.main import app
+from s2s_contract.tasks import RetrainRequest
+from tests.worker.test_store import exchange
+from worker.replay import METRIC_NAMES, Gate, ModelReplay
+from worker.retrain import RetrainPlan, retrain
+from worker.store import DialogueStore
+from worker.store.migrate import upgrade
+
+WORDS = ["hello there", "how are you", "fine thanks", "what is up", "nothing much"]
+
+
+def seeded_store(tmp_path: Path) -> tuple[DialogueStore, str]:
+    url = f"sqlite:///{tmp_path / 'retrain.sqlite3'}"
+    upgrade(url)
+    store = DialogueStore(url)
+    for chat in range(1, 11):
+        for k in range(4):
+            stored = store.store_exchange(
+                exchange(chat, chat, k + 1, WORDS[(chat + k) % 5], WORDS[(chat + k + 2) % 5])
+            )
+            if k == 1:
+                store.record_feedback(stored.bot_turn_id, chat, 1 if chat % 2 else -1)
+    return store, url
+
+
+def plan(tmp_path: Path, baseline: Path, gate: Gate) -> RetrainPlan:
+    return RetrainPlan(
+        baseline, tmp_path / "runs", epochs=1, mix=0.5, mix_with="copy", min_pairs=10, gate=gate
+    )
+
+
+@pytest.mark.slow
+def test_retrain_fine_tunes_replays_registers_and_promotes(
+    tmp_path: Path, checkpoint_dir: Path
+) -> None:
+    store, _ = seeded_store(tmp_path)
+    result = retrain(store, plan(tmp_path, checkpoint_dir, Gate(100.0, 0.0)))
+    assert result["exported"]["human"] >= 10 and result["promoted"] is True
+    run = Path(result["run"])
+    before, after = (
+        load_file(str(d / "model.safetensors")) for d in (checkpoint_dir, run / "candidate")
+    )
+    assert any(not before[k].equal(after[k]) for k in before), "fine-tuning changed nothing"
+    trained_on = json.loads((run / "candidate" / "metrics.json").read_text())["data"]
+    assert trained_on["task"] == "jsonl" and trained_on["mix"] == 0.5
+    pairs = [json.loads(line) for line in (run / "pairs.jsonl").read_text().splitlines()]
+    assert {p["meta"]["target"] for p in pairs} == {"human", "liked"}
+    active = store.active_model()
+    assert active is not None and active[0] == result["registered"]
+
+    report = json.loads((run / "replay" / "report.json").read_text())
+    assert report["baseline"]["path"] == str(checkpoint_dir)
+    assert report["candidate"]["path"] == str(run / "candidate")
+    for key in METRIC_NAMES:
+        assert key in report["candidate"] and key in report["baseline"], key
+    page = (run / "replay" / "report.html").read_text()
+    assert "data:image/png;base64," in page and "candidate" in page and "baseline" in page
+    assert (run / "replay" / "lengths.png").read_bytes()[:4] == b"\x89PNG"
+    store.engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_candidate_that_fails_the_gate_stays_registered_but_inactive(
+    tmp_path: Path, checkpoint_dir: Path
+) -> None:
+    store, _ = seeded_store(tmp_path)
+    result = retrain(store, plan(tmp_path, checkpoint_dir, Gate(max_perplexity_ratio=1e-9)))
+    assert result["promoted"] is False and any("perplexity" in r for r in result["reasons"])
+    listed = {m["id"]: m["status"] for m in store.list_models()}
+    assert listed == {result["registered"]: "candidate"} and store.active_model() is None
+    store.engine.dispose()
+
+
+def test_too_little_logged_data_does_nothing(tmp_path: Path, checkpoint_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    upgrade(url)
+    store = DialogueStore(url)
+    result = retrain(store, plan(tmp_path, checkpoint_dir, Gate()))
+    assert result["registered"] is None and store.list_models() == []
+    store.engine.dispose()
+
+
+def _replay(metrics: dict[str, float]) -> ModelReplay:
+    return ModelReplay("m", "p", "v", [], metrics)
+
+
+def test_gate_compares_perplexity_and_diversity() -> None:
+    base = _replay({"human_perplexity": 50.0, "distinct_2": 0.20})
+    gate = Gate()
+    assert gate.verdict(_replay({"human_perplexity": 45.0, "distinct_2": 0.25}), base)[0]
+    assert not gate.verdict(_replay({"human_perplexity": 55.0, "distinct_2": 0.25}), base)[0]
+    assert not gate.verdict(_replay({"human_perplexity": 45.0, "distinct_2": 0.15}), base)[0]
+    assert not gate.verdict(_replay({"distinct_2": 0.3}), _replay({"distinct_2": 0.2}))[0]
+
+
+@pytest.mark.parametrize(
+    "payload", [{"epochs": 0}, {"mix": 1.0}, {"replay_limit": 0}, {"epochs": "many"}, {"x": 1}]
+)
+def test_retrain_payload_is_validated(payload: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        RetrainRequest.model_validate(payload)
+
+
+@pytest.mark.slow
+def test_replay_and_retire_commands(tmp_path: Path, checkpoint_dir: Path) -> None:
+    store, url = seeded_store(tmp_path)
+    store.engine.dispose()
+    runner = CliRunner()
+    env = {"DATABASE_URL": url}
+    out = tmp_path / "report"
+    args = ["replay", "--candidate", str(checkpoint_dir), "--baseline", str(checkpoint_dir)]
+    result = runner.invoke(app, [*args, "--limit", "12", "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["inputs"]["logged_turns"] == 12
+    assert report["candidate"]["identical_to_baseline"] == 1.0
+    markdown = (out / "report.md").read_text()
+    assert "| distinct-2 |" in markdown and "![reply lengths](lengths.png)" in markdown
+    bad = runner.invoke(app, [*args, "--limit", "0"], env=env)
+    assert bad.exit_code == 2 and "--limit" in bad.output
+
+    registered = runner.invoke(
+        app, ["models", "register", str(checkpoint_dir), "--promote"], env=env
+    )
+    assert registered.exit_code == 0, registered.output
+    version = registered.stdout.strip().splitlines()[-1]
+    assert runner.invoke(app, ["models", "retire", version[:10]], env=env).exit_code == 0
+    listed = json.loads(runner.invoke(app, ["models", "list"], env=env).stdout)
+    assert listed[0]["status"] == "retired"
+    missing = runner.invoke(app, ["models", "retire", "ffff"], env=env)
+    assert missing.exit_code == 2 and "0 registered versions" in missing.output

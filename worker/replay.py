@@ -1,0 +1,281 @@
+"""Replay logged dialogues through a candidate and the current model, side by side.
+
+The inputs are real: the last N logged user turns with the context they had, the exported
+human-target pairs (what people actually said), and the stored replies people rated. Both
+models answer with the production decoding settings of the default reply style. The report
+(Markdown and a self-contained HTML page, with a length-distribution plot) is what a person
+reads before promoting a candidate; ``verdict`` is what the retraining gate reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from s2s_core import load_checkpoint
+from s2s_core.corpora import Example, parse_jsonl_record
+from s2s_core.evaluate import decode_examples, evaluate_perplexity
+from s2s_core.metrics import distinct_n
+from s2s_core.recipe import DataConfig
+from worker.replies import decode_config
+from worker.store import DialogueStore
+from worker.store.export import ExportFilter, export_pairs
+
+STYLE = "varied"  # the product's default reply style
+SAMPLES = 20
+
+
+@dataclass
+class ReplayInputs:
+    logged: list[Example]  # user turns with their original context (response: the logged reply)
+    human: list[Example]  # what people said after the bot spoke
+    liked: list[Example]  # stored replies rated 👍
+    disliked: list[Example]  # stored replies rated 👎
+
+
+@dataclass
+class ModelReplay:
+    name: str
+    path: str
+    version: str
+    replies: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def load_inputs(store: DialogueStore, limit: int, human_limit: int = 2000) -> ReplayInputs:
+    """The last ``limit`` logged exchanges, up to ``human_limit`` human pairs, rated replies."""
+    logged: deque[Example] = deque(maxlen=limit)
+    liked, disliked = [], []
+    for record in store.iter_exchanges(*_everything(), context_turns=6):
+        example = parse_jsonl_record(record, "store")
+        logged.append(example)
+        vote = record["meta"]["feedback"]
+        if vote > 0:
+            liked.append(example)
+        elif vote < 0:
+            disliked.append(example)
+    buffer = io.StringIO()
+    export_pairs(store, buffer, ExportFilter(targets="human", context_turns=6))
+    lines = buffer.getvalue().splitlines()[-human_limit:]
+    human = [parse_jsonl_record(json.loads(line), "export") for line in lines]
+    return ReplayInputs(list(logged), human, liked, disliked)
+
+
+def _everything() -> tuple[Any, Any]:
+    from worker.store.export import EARLIEST, LATEST
+
+    return EARLIEST, LATEST
+
+
+def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:
+    from s2s_core.checkpoint import weights_digest
+
+    model, tokenizer, meta = load_checkpoint(path)
+    data = DataConfig(**meta.get("data", {}))
+    cfg = decode_config(STYLE, meta.get("decode"))
+    start = time.perf_counter()
+    outputs = decode_examples(model, tokenizer, inputs.logged, data, cfg, progress=True)
+    seconds = time.perf_counter() - start
+    replies = [tokenizer.decode(tokens).strip() for tokens in outputs]
+    words = [r.split() for r in replies]
+    result = ModelReplay(name, str(path), weights_digest(path), replies)
+    result.metrics = {
+        "distinct_1": distinct_n(words, 1),
+        "distinct_2": distinct_n(words, 2),
+        "mean_len_words": sum(map(len, words)) / max(len(words), 1),
+        "repetition_rate": sum(_repeats(w) for w in words) / max(len(words), 1),
+        "decode_ms_per_reply": 1000 * seconds / max(len(replies), 1),
+    }
+    for key, examples in (
+        ("human", inputs.human),
+        ("liked", inputs.liked),
+        ("disliked", inputs.disliked),
+    ):
+        if examples:
+            ppl = evaluate_perplexity(model, tokenizer, examples, data)
+            if key == "human":
+                result.metrics["human_perplexity"] = ppl["perplexity"]
+            else:
+                result.metrics[f"{key}_loglik_per_token"] = -ppl["loss"]
+    return result
+
+
+def _repeats(words: list[str], n: int = 3) -> bool:
+    """Whether a reply says the same word n-gram twice (the loops chit-chat models fall into)."""
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Promote only a candidate at least as good as the baseline on what users feel."""
+
+    max_perplexity_ratio: float = 1.0  # candidate human perplexity ≤ baseline's × this
+    min_distinct_2_ratio: float = 1.0  # candidate distinct-2 ≥ baseline's × this
+
+    def verdict(self, candidate: ModelReplay, baseline: ModelReplay) -> tuple[bool, list[str]]:
+        reasons, c, b = [], candidate.metrics, baseline.metrics
+        if "human_perplexity" in c and "human_perplexity" in b:
+            limit = b["human_perplexity"] * self.max_perplexity_ratio
+            ok = c["human_perplexity"] <= limit
+            reasons.append(
+                f"human-pair perplexity {c['human_perplexity']:.2f} "
+                f"{'≤' if ok else '>'} {limit:.2f}"
+            )
+        else:
+            ok = False
+            reasons.append("no logged human pairs to measure perplexity on")
+        floor = b["distinct_2"] * self.min_distinct_2_ratio
+        diverse = c["distinct_2"] >= floor
+        reasons.append(f"distinct-2 {c['distinct_2']:.3f} {'≥' if diverse else '<'} {floor:.3f}")
+        return ok and diverse, reasons
+
+
+def compare(candidate: ModelReplay, baseline: ModelReplay) -> None:
+    same = sum(a == b for a, b in zip(candidate.replies, baseline.replies, strict=True))
+    candidate.metrics["identical_to_baseline"] = same / max(len(candidate.replies), 1)
+    baseline.metrics["identical_to_baseline"] = 1.0
+
+
+METRIC_NAMES = {
+    "distinct_1": "distinct-1",
+    "distinct_2": "distinct-2",
+    "mean_len_words": "mean length (words)",
+    "repetition_rate": "replies repeating a 3-gram",
+    "identical_to_baseline": "identical to the baseline",
+    "human_perplexity": "perplexity on logged human replies",
+    "liked_loglik_per_token": "log-likelihood / token of 👍 replies",
+    "disliked_loglik_per_token": "log-likelihood / token of 👎 replies",
+    "decode_ms_per_reply": "decode time per reply (ms, batched)",
+}
+
+
+def write_report(
+    out: Path,
+    inputs: ReplayInputs,
+    candidate: ModelReplay,
+    baseline: ModelReplay,
+    verdict: tuple[bool, list[str]],
+) -> dict[str, Any]:
+    """report.md, report.html (self-contained), lengths.png and report.json under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    png = _length_plot(candidate, baseline)
+    (out / "lengths.png").write_bytes(png)
+    rows = [
+        (label, _fmt(baseline.metrics.get(key)), _fmt(candidate.metrics.get(key)))
+        for key, label in METRIC_NAMES.items()
+    ]
+    samples = [
+        (" ⏎ ".join(t.text for t in ex.context), base, cand)
+        for ex, base, cand in zip(inputs.logged, baseline.replies, candidate.replies, strict=True)
+    ][:SAMPLES]
+    passed, reasons = verdict
+    summary = {
+        "candidate": {"path": candidate.path, "version": candidate.version, **candidate.metrics},
+        "baseline": {"path": baseline.path, "version": baseline.version, **baseline.metrics},
+        "inputs": {
+            "logged_turns": len(inputs.logged),
+            "human_pairs": len(inputs.human),
+            "liked": len(inputs.liked),
+            "disliked": len(inputs.disliked),
+        },
+        "promote": passed,
+        "reasons": reasons,
+    }
+    (out / "report.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    (out / "report.md").write_text(_markdown(summary, rows, samples), encoding="utf-8")
+    (out / "report.html").write_text(_html(summary, rows, samples, png), encoding="utf-8")
+    return summary
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _length_plot(candidate: ModelReplay, baseline: ModelReplay) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    lengths = [[len(r.split()) for r in m.replies] for m in (baseline, candidate)]
+    top = max([1, *lengths[0], *lengths[1]])
+    bins = range(0, top + 2)
+    for values, label in zip(lengths, ("baseline", "candidate"), strict=True):
+        ax.hist(values, bins=bins, alpha=0.55, label=label)
+    ax.set_xlabel("reply length (words)")
+    ax.set_ylabel("replies")
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _markdown(summary: dict[str, Any], rows: list[tuple[str, str, str]], samples: list[Any]) -> str:
+    b, c, inputs = summary["baseline"], summary["candidate"], summary["inputs"]
+    lines = [
+        "# Replay report",
+        "",
+        f"- baseline: `{b['path']}` (version {b['version'][:12]})",
+        f"- candidate: `{c['path']}` (version {c['version'][:12]})",
+        f"- inputs: {inputs['logged_turns']} logged user turns, {inputs['human_pairs']} human "
+        f"replies, {inputs['liked']} 👍 and {inputs['disliked']} 👎 stored replies",
+        f"- verdict: **{'promote' if summary['promote'] else 'hold back'}** "
+        f"({'; '.join(summary['reasons'])})",
+        "",
+        "| metric | baseline | candidate |",
+        "|---|---|---|",
+        *[f"| {label} | {base} | {cand} |" for label, base, cand in rows],
+        "",
+        "![reply lengths](lengths.png)",
+        "",
+        "| context | baseline | candidate |",
+        "|---|---|---|",
+    ]
+    for context, base, cand in samples:
+        cells = [x.replace("|", "\\|").replace("\n", " ") for x in (context, base, cand)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _html(
+    summary: dict[str, Any], rows: list[tuple[str, str, str]], samples: list[Any], png: bytes
+) -> str:
+    e = html.escape
+    b, c = summary["baseline"], summary["candidate"]
+    metric_rows = "".join(
+        f"<tr><td>{e(label)}</td><td>{e(base)}</td><td>{e(cand)}</td></tr>"
+        for label, base, cand in rows
+    )
+    sample_rows = "".join(
+        f"<tr><td>{e(ctx)}</td><td>{e(base)}</td><td>{e(cand)}</td></tr>"
+        for ctx, base, cand in samples
+    )
+    image = base64.b64encode(png).decode()
+    verdict = "promote" if summary["promote"] else "hold back"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Replay report</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
+table{{border-collapse:collapse;width:100%;margin:1rem 0}}td,th{{border:1px solid #ccc;
+padding:.3rem .5rem;text-align:left;vertical-align:top}}th{{background:#f4f4f4}}</style></head>
+<body><h1>Replay report</h1>
+<p>Baseline <code>{e(b["path"])}</code> ({e(b["version"][:12])}) ·
+candidate <code>{e(c["path"])}</code> ({e(c["version"][:12])})</p>
+<p>Verdict: <strong>{verdict}</strong> ({e("; ".join(summary["reasons"]))})</p>
+<table><tr><th>metric</th><th>baseline</th><th>candidate</th></tr>{metric_rows}</table>
+<img alt="reply lengths" src="data:image/png;base64,{image}">
+<table><tr><th>context</th><th>baseline</th><th>candidate</th></tr>{sample_rows}</table>
+</body></html>
+"""
