@@ -29,7 +29,7 @@ from bot.redis_transport import sender
 from s2s_contract.client import send_reply
 from s2s_contract.tasks import REPLIES_STREAM, ReplyEvent, ReplyRequest
 from tests.utils.fake_telegram import FakeTelegram
-from tests.utils.services import bot_process, scratch_redis_url, worker_process
+from tests.utils.services import bot_env, bot_process, scratch_redis_url, worker_process
 from worker.store.migrate import upgrade
 
 LEVELS = {1: 12, 10: 4, 100: 2}  # concurrent users → messages each, sent one after another
@@ -146,17 +146,15 @@ def run_stack(model: str, workers: int, levels: dict[int, int]) -> dict[str, Any
         upgrade(db_url)
         fake = FakeTelegram().start()
         stack.callback(fake.stop)
-        env = {
-            "TELEGRAM_TOKEN": fake.token,
-            "TELEGRAM_API_URL": fake.base_url,
-            "DATABASE_URL": db_url,
-            "MODEL_DIR": model,
-            "DEVICE": "cpu",
-            "REDIS_URL": redis_url,
-            "METRICS_PORT": "0",
-            "BOT_RATE_LIMIT": "1000",
-            "BOT_REPLY_TIMEOUT_S": "300",
-        }
+        env = bot_env(
+            fake.token,
+            fake.base_url,
+            db_url,
+            Path(model),
+            REDIS_URL=redis_url,
+            BOT_RATE_LIMIT="1000",
+            BOT_REPLY_TIMEOUT_S="300",
+        )
         for i in range(workers):
             stack.enter_context(worker_process(env, Path(tmp) / f"worker{i}.log"))
         stack.enter_context(bot_process(env, Path(tmp) / "bot.log"))

@@ -68,9 +68,8 @@ def _transport(settings: Settings, threads: int) -> tuple[Transport, ChatState]:
         log.info("answering through Celery workers")
         return RedisTransport(settings.redis_url), RedisState(settings.redis_url)
     from bot.transport import MemoryState
-    from worker.engine import Engine
     from worker.local_transport import LocalTransport
-    from worker.runtime import registry_source
+    from worker.runtime import serving_engine
     from worker.service import ReplyService
     from worker.store import DialogueStore
     from worker.store.migrate import upgrade
@@ -80,12 +79,7 @@ def _transport(settings: Settings, threads: int) -> tuple[Transport, ChatState]:
         if settings.database_url.startswith("sqlite"):
             upgrade(settings.database_url)
         store = DialogueStore(settings.database_url)
-        engine = Engine(
-            registry_source(store, settings),
-            settings.device,
-            max_batch=settings.batch_max_size,
-            max_wait_ms=settings.batch_max_wait_ms,
-        )
+        engine = serving_engine(store, settings)
         engine.loaded()  # fail now, not at the first message
     except (ValueError, OSError) as exc:
         fail(f"{exc} (set MODEL_DIR to a checkpoint)")

@@ -34,18 +34,23 @@ def registry_source(store: DialogueStore, settings: Settings) -> ActiveSource:
     return active
 
 
+def serving_engine(store: DialogueStore, settings: Settings) -> Engine:
+    """The batching engine on the registry's active model, sized by the settings."""
+    return Engine(
+        registry_source(store, settings),
+        settings.device,
+        max_batch=settings.batch_max_size,
+        max_wait_ms=settings.batch_max_wait_ms,
+    )
+
+
 def service() -> ReplyService:
     global _service, _redis
     with _lock:
         if _service is None:
             settings = get_settings()
             store = DialogueStore(settings.database_url)
-            engine = Engine(
-                registry_source(store, settings),
-                settings.device,
-                max_batch=settings.batch_max_size,
-                max_wait_ms=settings.batch_max_wait_ms,
-            )
+            engine = serving_engine(store, settings)
             _redis = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
             _service = ReplyService(store, engine, RedisPublisher(_redis) if _redis else None)
         return _service

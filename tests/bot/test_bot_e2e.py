@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from bot.handlers import FORGET_ASK, FORGET_DONE, RATE_LIMITED, RESET_DONE, TEXT_ONLY, printable
 from tests.utils.fake_telegram import BOT_USERNAME, FakeTelegram, Sent
-from tests.utils.services import bot_process, free_port, scratch_redis_url, worker_process
+from tests.utils.services import bot_env, bot_process, scratch_redis_url, worker_process
 from worker.store import DialogueStore
 from worker.store.migrate import upgrade
 
@@ -28,22 +28,19 @@ def deployment(
     fake = FakeTelegram().start()
     db_url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
     upgrade(db_url)
-    env = {
-        "TELEGRAM_TOKEN": fake.token,
-        "TELEGRAM_API_URL": fake.base_url,
-        "DATABASE_URL": db_url,
-        "MODEL_DIR": str(checkpoint_dir),
-        "DEVICE": "cpu",
-        "ADMIN_IDS": "1",
-        "BOT_REPLY_TIMEOUT_S": "60",
-        "METRICS_PORT": str(free_port()),
-        "REDIS_URL": "",
-        "BOT_HEARTBEAT_FILE": str(tmp_path / "heartbeat"),
-    }
+    env = bot_env(
+        fake.token,
+        fake.base_url,
+        db_url,
+        checkpoint_dir,
+        ADMIN_IDS="1",
+        BOT_REPLY_TIMEOUT_S="60",
+        REDIS_URL="",
+        BOT_HEARTBEAT_FILE=str(tmp_path / "heartbeat"),
+    )
     with ExitStack() as stack:
         if request.param == "celery":
             env["REDIS_URL"] = scratch_redis_url()
-            env["BROKER_VISIBILITY_TIMEOUT"] = "30"
             stack.enter_context(worker_process(env, tmp_path / "worker.log"))
         proc = stack.enter_context(bot_process(env, tmp_path / "bot.log"))
         store = DialogueStore(db_url)

@@ -12,7 +12,7 @@ import pytest
 
 from bot.handlers import BUSY, DOWN
 from tests.utils.fake_telegram import FakeTelegram
-from tests.utils.services import PrivateRedis, bot_process, free_port, worker_process
+from tests.utils.services import PrivateRedis, bot_env, bot_process, worker_process
 from worker.store.migrate import upgrade
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -25,17 +25,14 @@ def setup(tmp_path: Path, checkpoint_dir: Path) -> Iterator[dict[str, Any]]:
     fake = FakeTelegram().start()
     db_url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
     upgrade(db_url)
-    env = {
-        "TELEGRAM_TOKEN": fake.token,
-        "TELEGRAM_API_URL": fake.base_url,
-        "DATABASE_URL": db_url,
-        "MODEL_DIR": str(checkpoint_dir),
-        "DEVICE": "cpu",
-        "REDIS_URL": redis_server.url,
-        "BROKER_VISIBILITY_TIMEOUT": "30",
-        "BOT_REPLY_TIMEOUT_S": "3",
-        "METRICS_PORT": str(free_port()),
-    }
+    env = bot_env(
+        fake.token,
+        fake.base_url,
+        db_url,
+        checkpoint_dir,
+        REDIS_URL=redis_server.url,
+        BOT_REPLY_TIMEOUT_S="3",
+    )
     try:
         yield {"fake": fake, "env": env, "redis": redis_server, "tmp": tmp_path}
     finally:

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from tests.utils.databases import scratch_postgres
 from tests.utils.fake_telegram import FakeTelegram
-from tests.utils.services import bot_process, scratch_redis_url, worker_process
+from tests.utils.services import bot_env, bot_process, scratch_redis_url, worker_process
 from worker.store import DialogueStore
 from worker.store.migrate import upgrade
 
@@ -25,17 +25,14 @@ def test_three_workers_one_bot_answer_300_messages_once(
     fake = FakeTelegram().start()
     with scratch_postgres() as db_url, ExitStack() as stack:
         upgrade(db_url)
-        env = {
-            "TELEGRAM_TOKEN": fake.token,
-            "TELEGRAM_API_URL": fake.base_url,
-            "DATABASE_URL": db_url,
-            "MODEL_DIR": str(checkpoint_dir),
-            "DEVICE": "cpu",
-            "REDIS_URL": scratch_redis_url(),
-            "BROKER_VISIBILITY_TIMEOUT": "30",
-            "METRICS_PORT": "0",
-            "BOT_RATE_LIMIT": "100",
-        }
+        env = bot_env(
+            fake.token,
+            fake.base_url,
+            db_url,
+            checkpoint_dir,
+            REDIS_URL=scratch_redis_url(),
+            BOT_RATE_LIMIT="100",
+        )
         for i in range(3):
             stack.enter_context(worker_process(env, tmp_path / f"worker{i}.log", concurrency=8))
         stack.enter_context(bot_process(env, tmp_path / "bot.log"))

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -33,20 +34,15 @@ def scratch_redis_url() -> str:
 
 
 @contextmanager
-def worker_process(
-    env: dict[str, str], log_path: Path, concurrency: int = 16
+def s2s_process(
+    args: list[str], env: dict[str, str], log_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``s2s worker`` as a child process; stopped (TERM, then KILL) on exit."""
+    """An ``s2s`` command as a child process logging to ``log_path``; stopped (TERM, then
+    KILL) on exit."""
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from s2s_cli.main import app; app()",
-                "worker",
-                f"--concurrency={concurrency}",
-            ],
+            [sys.executable, "-m", "s2s_cli", *args],
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -57,21 +53,30 @@ def worker_process(
             _stop(proc)
 
 
-@contextmanager
-def bot_process(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``s2s bot`` as a child process; stopped (TERM, then KILL) on exit."""
-    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "s2s_cli", "bot"],
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield proc
-        finally:
-            _stop(proc)
+def worker_process(env: dict[str, str], log_path: Path, concurrency: int = 16) -> Any:
+    """``s2s worker`` (threads pool) as a child process."""
+    return s2s_process(["worker", f"--concurrency={concurrency}"], env, log_path)
+
+
+def bot_process(env: dict[str, str], log_path: Path) -> Any:
+    """``s2s bot`` as a child process."""
+    return s2s_process(["bot"], env, log_path)
+
+
+def bot_env(
+    fake_token: str, api_url: str, db_url: str, model_dir: Path, **extra: str
+) -> dict[str, str]:
+    """The environment of a bot (and its workers) talking to a fake Bot API server."""
+    return {
+        "TELEGRAM_TOKEN": fake_token,
+        "TELEGRAM_API_URL": api_url,
+        "DATABASE_URL": db_url,
+        "MODEL_DIR": str(model_dir),
+        "DEVICE": "cpu",
+        "BROKER_VISIBILITY_TIMEOUT": "30",
+        "METRICS_PORT": "0",
+        **extra,
+    }
 
 
 class PrivateRedis:

@@ -80,27 +80,9 @@ def export_pairs(
 
 
 def _pairs(store: DialogueStore, flt: ExportFilter) -> Iterator[tuple[str, dict[str, Any]]]:
-    after = 0
-    while True:
-        with store.sessions() as s:
-            ids = list(
-                s.scalars(
-                    select(Turn.conversation_id)
-                    .where(
-                        Turn.created_at >= flt.since,
-                        Turn.created_at < flt.until,
-                        Turn.conversation_id > after,
-                    )
-                    .group_by(Turn.conversation_id)
-                    .order_by(Turn.conversation_id)
-                    .limit(PAGE)
-                )
-            )
-            forgotten = set(s.scalars(select(User.id).where(User.forgotten_at.is_not(None))))
-            yield from _page_pairs(s, ids, flt, forgotten)
-        if len(ids) < PAGE:
-            return
-        after = ids[-1]
+    for s, ids in store.conversation_pages(flt.since, flt.until, PAGE):
+        forgotten = set(s.scalars(select(User.id).where(User.forgotten_at.is_not(None))))
+        yield from _page_pairs(s, ids, flt, forgotten)
 
 
 def _page_pairs(

@@ -176,33 +176,44 @@ class DialogueStore:
 
     # -- export and statistics -------------------------------------------------------------
 
-    def iter_exchanges(
-        self, start: datetime, end: datetime, context_turns: int = 3, page: int = 100
-    ) -> Iterator[dict[str, Any]]:
-        """Exported training pairs (the corpora JSONL schema) for bot turns created in
-        [start, end), one conversation in memory at a time."""
+    def conversation_pages(
+        self, start: datetime, end: datetime, page: int = 100, speaker: str | None = None
+    ) -> Iterator[tuple[Session, list[int]]]:
+        """Ids of the conversations with turns (of ``speaker``, if given) in [start, end),
+        ``page`` at a time, each page with its own session: large histories never sit in
+        memory at once."""
         after = 0
         while True:
+            conditions = [
+                Turn.created_at >= start,
+                Turn.created_at < end,
+                Turn.conversation_id > after,
+            ]
+            if speaker is not None:
+                conditions.append(Turn.speaker == speaker)
             with self.sessions() as s:
                 ids = list(
                     s.scalars(
                         select(Turn.conversation_id)
-                        .where(
-                            Turn.speaker == "bot",
-                            Turn.created_at >= start,
-                            Turn.created_at < end,
-                            Turn.conversation_id > after,
-                        )
+                        .where(*conditions)
                         .group_by(Turn.conversation_id)
                         .order_by(Turn.conversation_id)
                         .limit(page)
                     )
                 )
-                for conversation_id in ids:
-                    yield from _conversation_records(s, conversation_id, start, end, context_turns)
+                yield s, ids
             if len(ids) < page:
                 return
             after = ids[-1]
+
+    def iter_exchanges(
+        self, start: datetime, end: datetime, context_turns: int = 3, page: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Logged exchanges (the corpora JSONL schema, the bot turn as the response) for bot
+        turns created in [start, end), with their feedback in ``meta``."""
+        for s, ids in self.conversation_pages(start, end, page, speaker="bot"):
+            for conversation_id in ids:
+                yield from _conversation_records(s, conversation_id, start, end, context_turns)
 
     def stats(self) -> dict[str, Any]:
         with self.sessions() as s:
