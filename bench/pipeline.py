@@ -139,6 +139,38 @@ def bare_decode_ms(model_dir: Path, batch: int, repeats: int) -> float:
     return 1000 * (time.perf_counter() - start) / repeats
 
 
+def engine_closed_loop(model_dir: Path, chats: int, messages: int) -> dict[str, float]:
+    """The same closed loop (each chat sends, waits, sends again) straight into the worker's
+    batching engine in this process: no Celery, Redis or database. What the pipeline adds
+    beyond this is its own cost; what this adds beyond one bare batch is how replies that
+    arrive while a batch decodes wait for the next one."""
+    from s2s_core import Tokenizer
+    from worker.engine import Engine, default_source
+
+    tokenizer = Tokenizer.load(model_dir / "tokenizer.json")
+    source = encode_context(tokenizer, [Turn("so what did you do this weekend?", "user")], 64)
+    cfg = decode_config("varied")
+    engine = Engine(default_source(model_dir), "cpu", max_batch=32, max_wait_ms=10.0)
+    engine.submit(source, cfg).result(timeout=300)  # load
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def chat() -> None:
+        for _ in range(messages):
+            sent = time.perf_counter()
+            engine.submit(source, cfg).result(timeout=300)
+            with lock:
+                latencies.append(time.perf_counter() - sent)
+
+    threads = [threading.Thread(target=chat) for _ in range(chats)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine.close()
+    return {"p50_ms": 1000 * statistics.median(latencies)}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -208,10 +240,13 @@ def run(quick: bool = False) -> dict[str, Any]:
             worker.terminate()
             worker.wait(timeout=30)
         bare = {str(c): bare_decode_ms(model_dir, c, 2 if quick else 3) for c in levels}
+        loop = {str(c): engine_closed_loop(model_dir, c, messages) for c in levels}
     client.flushdb()
     for row in pipeline:
         row["bare_decode_ms"] = bare[str(row["chats"])]
         row["pipeline_overhead"] = row["p50_ms"] / row["bare_decode_ms"] - 1
+        row["engine_loop_p50_ms"] = loop[str(row["chats"])]["p50_ms"]
+        row["overhead_vs_engine_loop"] = row["p50_ms"] / row["engine_loop_p50_ms"] - 1
     return {
         "benchmark": "pipeline",
         "decode": decode_config("varied").to_dict(),

@@ -134,18 +134,20 @@ class Engine:
         return self.max_wait
 
     def _gather(self) -> list[_Request] | None:
+        """Waits for company until the deadline or until the last batch's cohort is back,
+        then takes whatever else is already queued (up to ``max_batch``)."""
         first = self._queue.get()
         if first is None:
             return None
         batch, deadline = [first], time.monotonic() + self._wait()
+        cohort = min(self.max_batch, max(self._last_batch, 1))
         while len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
             try:
-                item = (
-                    self._queue.get(timeout=max(remaining, 0))
-                    if remaining > 0
-                    else self._queue.get_nowait()
-                )
+                if remaining > 0 and len(batch) < cohort:
+                    item = self._queue.get(timeout=remaining)
+                else:
+                    item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is None:

@@ -54,3 +54,21 @@ def test_model_swaps_between_batches(tmp_path: Path, tiny_tokenizer: Tokenizer) 
     active["version"] = ("broken", tmp_path / "missing")  # a failed reload keeps serving
     assert engine.submit([5], GREEDY).result(timeout=30).version == "new"
     engine.close()
+
+
+def test_gathering_stops_once_the_last_cohort_is_back(checkpoint_dir: Path) -> None:
+    """Under load the first request may wait for company, but not for more than came last
+    time: once as many as the last batch are in, it goes, and takes what is already queued."""
+    import threading
+
+    from worker.engine import _Request
+
+    engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=8, max_wait_ms=3_600_000)
+    engine._last_batch = 3
+    for i in range(5):
+        engine._queue.put(_Request([5 + i], GREEDY))
+    gathered: list[list[_Request] | None] = []
+    worker = threading.Thread(target=lambda: gathered.append(engine._gather()), daemon=True)
+    worker.start()
+    worker.join(timeout=30)  # the hour-long deadline would still be running
+    assert gathered and gathered[0] is not None and len(gathered[0]) == 5
