@@ -274,3 +274,33 @@ def test_hot_reload_switches_versions_without_dropping(
     assert all(v == new_id for v in versions[switch:])  # no flip-flopping back
     store.engine.dispose()
     client.flushdb()
+
+
+@pytest.mark.slow
+def test_retrain_task_registers_a_candidate(tmp_path: Path, checkpoint_dir: Path) -> None:
+    """The maintenance queue's retrain task runs the whole cycle on the worker; a second
+    request while it runs is turned away by the lock, not run twice."""
+    from s2s_contract.tasks import RETRAIN_TASK, TASK_QUEUES
+    from tests.worker.test_retrain import seeded_store
+
+    store, db_url = seeded_store(tmp_path)
+    env = {
+        "REDIS_URL": scratch_redis_url(),
+        "DATABASE_URL": db_url,
+        "MODEL_DIR": str(checkpoint_dir),
+        "DEVICE": "cpu",
+        "METRICS_PORT": "0",
+        "RETRAIN_DIR": str(tmp_path / "retrain"),
+    }
+    producer = create_app(Settings(redis_url=env["REDIS_URL"]))
+    request = {"mix": 0.0, "min_pairs": 5, "replay_limit": 10}
+    with worker_process(env, tmp_path / "worker.log", concurrency=4):
+        for _ in range(2):
+            producer.send_task(RETRAIN_TASK, args=[request], queue=TASK_QUEUES[RETRAIN_TASK])
+        wait_for(lambda: store.list_models(), 120, "a registered candidate")
+        time.sleep(3)
+    runs = list((tmp_path / "retrain").iterdir())
+    assert len(runs) == 1 and (runs[0] / "replay" / "report.html").is_file()
+    assert len(store.list_models()) == 1
+    assert "a retraining is already running" in (tmp_path / "worker.log").read_text()
+    store.engine.dispose()
