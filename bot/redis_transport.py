@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis import Redis
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -63,12 +64,8 @@ class RedisTransport:
     async def _sync(self, fn: Any, *args: Any) -> Any:
         try:
             return await asyncio.to_thread(fn, *args)
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, BrokerUnreachable) as exc:
             raise TransportDown(str(exc)) from exc
-        except Exception as exc:  # kombu wraps connection errors in its own types
-            if "connect" in str(exc).lower():
-                raise TransportDown(str(exc)) from exc
-            raise
 
     async def ask(self, request: ReplyRequest) -> None:
         await self._sync(self._ask, request)
