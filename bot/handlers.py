@@ -78,6 +78,8 @@ FORGET_KEPT = "Nothing was deleted."
 SEND_CONCURRENCY = 64
 SEND_RETRIES = 8
 HEARTBEAT_S = 10.0
+STOP_GRACE_S = 10.0  # replies being sent when the bot stops get this long
+TRUNCATED_NOTES_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ class ChatBot:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._send_slots = asyncio.Semaphore(SEND_CONCURRENCY)
         self._started = time.time()
+        self._consumer: asyncio.Task[Any] | None = None
 
     # --- wiring ---------------------------------------------------------------------------------
 
@@ -182,7 +185,7 @@ class ChatBot:
         app.add_handler(CallbackQueryHandler(self.button))
 
     def start_delivery(self, bot: Bot) -> None:
-        self._spawn(self._deliver_forever(bot))
+        self._consumer = self._spawn(self._deliver_forever(bot), name="consumer")
         if self.config.heartbeat_file is not None:
             self._spawn(self._heartbeat(self.config.heartbeat_file))
 
@@ -197,15 +200,23 @@ class ChatBot:
             await asyncio.sleep(HEARTBEAT_S)
 
     async def stop(self) -> None:
+        """Stops taking replies, lets the ones being sent finish (a bounded wait; anything
+        cut off stays unacknowledged and is sent after a restart), then stops the rest."""
+        if self._consumer is not None:
+            self._consumer.cancel()
+        sending = [t for t in self._tasks if t.get_name().startswith("deliver")]
+        if sending:
+            await asyncio.wait(sending, timeout=STOP_GRACE_S)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.transport.close()
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+    def _spawn(self, coro: Any, name: str = "task") -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # --- who is addressed -----------------------------------------------------------------------
 
@@ -264,6 +275,8 @@ class ChatBot:
             return
         if len(text) > self.config.max_input_chars:
             text = text[-self.config.max_input_chars :].lstrip()
+            if len(self._truncated) >= TRUNCATED_NOTES_KEPT:  # replies that never came
+                self._truncated.pop(next(iter(self._truncated)))
             self._truncated[(chat_id, message_id)] = self.config.max_input_chars
         request = ReplyRequest(
             chat_id=chat_id,
@@ -333,7 +346,7 @@ class ChatBot:
     async def _deliver_forever(self, bot: Bot) -> None:
         async for delivery in self.transport.replies():
             await self._send_slots.acquire()
-            self._spawn(self._deliver(bot, delivery))
+            self._spawn(self._deliver(bot, delivery), name="deliver")
 
     async def _deliver(self, bot: Bot, delivery: Delivery) -> None:
         event = delivery.event
