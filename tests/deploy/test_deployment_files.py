@@ -18,6 +18,7 @@ SERVICES: dict[str, Any] = COMPOSE["services"]
 ENV_EXAMPLE = (ROOT / ".env.example").read_text()
 READ_OUTSIDE_SETTINGS = {"LOG_FORMAT"}  # the CLI's --log-format envvar
 COMPOSE_ONLY = {
+    "RETRAIN_HOST_DIR",
     "POSTGRES_PASSWORD",
     "REDIS_PASSWORD",
     "MODELS_DIR",
@@ -72,6 +73,10 @@ def test_workers_scale_and_reserve_a_gpu() -> None:
     assert devices[0]["capabilities"] == ["gpu"] and isinstance(devices[0]["count"], int)
     assert "deploy" not in SERVICES["worker-cpu"] and SERVICES["worker-cpu"]["profiles"] == ["cpu"]
     assert SERVICES["worker-cpu"]["environment"]["DEVICE"] == "cpu"
+    for name in ("worker", "worker-cpu"):  # candidates one worker trains, all can load
+        service = SERVICES[name]
+        assert service["environment"]["RETRAIN_DIR"] == "/retrain"
+        assert any(v.endswith(":/retrain") for v in service["volumes"])
     for name in ("flower", "prometheus"):
         assert SERVICES[name]["profiles"] == ["monitoring"]
 
