@@ -61,11 +61,21 @@ def load_inputs(store: DialogueStore, limit: int, human_limit: int = 2000) -> Re
             liked.append(example)
         elif vote < 0:
             disliked.append(example)
-    buffer = io.StringIO()
-    export_pairs(store, buffer, ExportFilter(targets="human", context_turns=6))
-    lines = buffer.getvalue().splitlines()[-human_limit:]
-    human = [parse_jsonl_record(json.loads(line), "export") for line in lines]
+    tail = _Tail(human_limit)
+    export_pairs(store, tail, ExportFilter(targets="human", context_turns=6))  # type: ignore[arg-type]
+    human = [parse_jsonl_record(json.loads(line), "export") for line in tail.lines]
     return ReplayInputs(list(logged), human, liked, disliked)
+
+
+class _Tail:
+    """A write-only text sink that keeps the last ``n`` lines (export writes one per pair)."""
+
+    def __init__(self, n: int) -> None:
+        self.lines: deque[str] = deque(maxlen=n)
+
+    def write(self, text: str) -> int:
+        self.lines.extend(line for line in text.splitlines() if line)
+        return len(text)
 
 
 def _everything() -> tuple[Any, Any]:
