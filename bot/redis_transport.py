@@ -140,22 +140,16 @@ class RedisTransport:
 
     async def stats(self) -> dict[str, Any]:
         def read() -> dict[str, Any]:
-            pending = self.redis.xpending(REPLIES_STREAM, GROUP) if self._has_group() else {}
+            try:
+                undelivered = self.redis.xpending(REPLIES_STREAM, GROUP)["pending"]
+            except ResponseError:  # no group yet: nothing was ever delivered
+                undelivered = 0
             return {
                 "queued replies": self.redis.llen(INFERENCE_QUEUE),
-                "undelivered replies": (pending or {}).get("pending", 0),
+                "undelivered replies": undelivered,
             }
 
         return await self._sync(read)
-
-    def _has_group(self) -> bool:
-        try:
-            return any(
-                g["name"] in (GROUP, GROUP.encode())
-                for g in self.redis.xinfo_groups(REPLIES_STREAM)
-            )
-        except ResponseError:
-            return False
 
     async def close(self) -> None:
         await self.aredis.aclose()

@@ -32,14 +32,8 @@ class LocalTransport:
     def __init__(self, service: ReplyService, threads: int = 8) -> None:
         self.service = service
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="reply")
-        self._queue: asyncio.Queue[ReplyEvent] | None = None
+        self.queue: asyncio.Queue[ReplyEvent] = asyncio.Queue()  # binds its loop on first use
         self._chains: dict[int, asyncio.Task[None]] = {}
-
-    @property
-    def queue(self) -> asyncio.Queue[ReplyEvent]:
-        if self._queue is None:
-            self._queue = asyncio.Queue()
-        return self._queue
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)

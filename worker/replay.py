@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from s2s_core import load_checkpoint
+from s2s_core.checkpoint import weights_digest
 from s2s_core.corpora import Example, parse_jsonl_record
 from s2s_core.evaluate import decode_examples, evaluate_perplexity
 from s2s_core.metrics import distinct_n
 from s2s_core.recipe import DataConfig
 from worker.replies import decode_config
 from worker.store import DialogueStore
-from worker.store.export import ExportFilter, export_pairs
+from worker.store.export import EARLIEST, LATEST, ExportFilter, export_pairs
 
 STYLE = "varied"  # the product's default reply style
 SAMPLES = 20
@@ -53,7 +54,7 @@ def load_inputs(store: DialogueStore, limit: int, human_limit: int = 2000) -> Re
     """The last ``limit`` logged exchanges, up to ``human_limit`` human pairs, rated replies."""
     logged: deque[Example] = deque(maxlen=limit)
     liked, disliked = [], []
-    for record in store.iter_exchanges(*_everything(), context_turns=6):
+    for record in store.iter_exchanges(EARLIEST, LATEST, context_turns=6):
         example = parse_jsonl_record(record, "store")
         logged.append(example)
         vote = record["meta"]["feedback"]
@@ -78,15 +79,7 @@ class _Tail:
         return len(text)
 
 
-def _everything() -> tuple[Any, Any]:
-    from worker.store.export import EARLIEST, LATEST
-
-    return EARLIEST, LATEST
-
-
 def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:
-    from s2s_core.checkpoint import weights_digest
-
     model, tokenizer, meta = load_checkpoint(path)
     data = DataConfig(**meta.get("data", {}))
     cfg = decode_config(STYLE, meta.get("decode"))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from s2s_core.checkpoint import weights_digest
+from s2s_core.checkpoint import load_checkpoint, weights_digest
 from s2s_core.recipe import DataConfig, new_run
 from s2s_core.train import TrainConfig
 from worker.replay import Gate, compare, load_inputs, replay_model, write_report
@@ -51,8 +51,6 @@ def retrain(store: DialogueStore, plan: RetrainPlan, progress: bool = False) -> 
             "registered": None,
             "promoted": False,
         }
-
-    from s2s_core.checkpoint import load_checkpoint
 
     _, _, base_meta = load_checkpoint(plan.baseline)
     base_data = base_meta.get("data", {})

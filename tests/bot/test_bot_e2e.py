@@ -151,13 +151,8 @@ def test_users_chat_rate_and_leave(deployment: dict[str, Any]) -> None:
     assert sum(a == [RATE_LIMITED] for a in answers) == 1
 
     # 30 users × 10 messages: every one answered exactly once.
-    sent = [
-        fake.user_message(1000 + u, 1000 + u, f"message {i} from user {u}")
-        for i in range(10)
-        for u in range(30)
-    ]
-    fake.wait_for(lambda: all(fake.replies_to(m) for m in sent), timeout=240)
-    assert all(len(fake.replies_to(m)) == 1 for m in sent)
+    sent = fake.crowd(30, 10, 1000, "message {i} from user {u}")
+    assert fake.answered_once(sent, timeout=240)
     assert deployment["proc"].poll() is None
 
 

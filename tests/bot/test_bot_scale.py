@@ -37,13 +37,8 @@ def test_three_workers_one_bot_answer_300_messages_once(
             stack.enter_context(worker_process(env, tmp_path / f"worker{i}.log", concurrency=8))
         stack.enter_context(bot_process(env, tmp_path / "bot.log"))
         fake.wait_for(lambda: "getUpdates" in fake.calls, timeout=60)
-        sent = [
-            fake.user_message(3000 + u, 3000 + u, f"hello number {i}")
-            for i in range(10)
-            for u in range(30)
-        ]
-        fake.wait_for(lambda: all(fake.replies_to(m) for m in sent), timeout=300)
-        assert all(len(fake.replies_to(m)) == 1 for m in sent)
+        sent = fake.crowd(30, 10, 3000, "hello number {i}")
+        assert fake.answered_once(sent, timeout=300)
         store = DialogueStore(db_url)
         with store.engine.connect() as conn:
             workers = conn.execute(text("SELECT DISTINCT worker_id FROM generations")).all()

@@ -105,6 +105,20 @@ class FakeTelegram:
         self._push({"message": message})
         return message
 
+    def crowd(self, users: int, each: int, first_id: int, text: str) -> list[dict[str, Any]]:
+        """``users`` private chats (ids from ``first_id``) each sending ``each`` messages,
+        interleaved as they would arrive."""
+        return [
+            self.user_message(first_id + u, first_id + u, text.format(i=i, u=u))
+            for i in range(each)
+            for u in range(users)
+        ]
+
+    def answered_once(self, sent: list[dict[str, Any]], timeout: float) -> bool:
+        """Waits until every message has a reply; whether none got two."""
+        self.wait_for(lambda: all(self.replies_to(m) for m in sent), timeout=timeout)
+        return all(len(self.replies_to(m)) == 1 for m in sent)
+
     def edit(self, message: dict[str, Any], text: str) -> None:
         edited = {**message, "text": text, "edit_date": int(time.time())}
         self._push({"edited_message": edited})
