@@ -158,7 +158,9 @@ class ChatBot:
         self.limiter = RateLimiter(self.config.rate_limit)
         self._waiting: dict[tuple[int, int], asyncio.Event] = {}
         self._truncated: dict[tuple[int, int], int] = {}
-        self._chat_locks: dict[int, asyncio.Lock] = {}
+        # One lock per chat with deliveries in flight, and how many hold or await it: the
+        # lock goes only when none do (a released lock may still have a waiter queued).
+        self._chat_locks: dict[int, tuple[asyncio.Lock, int]] = {}
         self._typing_at: dict[int, float] = {}  # chat → when "typing…" was last sent
         self._tasks: set[asyncio.Task[Any]] = set()
         self._send_slots = asyncio.Semaphore(SEND_CONCURRENCY)
@@ -350,7 +352,8 @@ class ChatBot:
 
     async def _deliver(self, bot: Bot, delivery: Delivery) -> None:
         event = delivery.event
-        lock = self._chat_locks.setdefault(event.chat_id, asyncio.Lock())
+        lock, users = self._chat_locks.get(event.chat_id, (asyncio.Lock(), 0))
+        self._chat_locks[event.chat_id] = (lock, users + 1)
         try:
             async with lock:  # one chat's replies go out in order
                 if not await self.state.delivered(event.chat_id, event.message_id):
@@ -372,8 +375,11 @@ class ChatBot:
             log.exception("reply to chat %s not delivered", event.chat_id)
         finally:
             self._send_slots.release()
-            if not lock.locked():
-                self._chat_locks.pop(event.chat_id, None)
+            lock, users = self._chat_locks[event.chat_id]
+            if users == 1:
+                del self._chat_locks[event.chat_id]
+            else:
+                self._chat_locks[event.chat_id] = (lock, users - 1)
 
     async def _send_reply(self, bot: Bot, event: ReplyEvent) -> None:
         text = printable(event.text) or "…"
