@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -69,6 +70,41 @@ def test_exchange_is_stored_once(store: DialogueStore) -> None:
     assert count(store, Turn) == 2 and count(store, Generation) == 1
     assert store.find_reply(10, 1) == again
     assert store.find_reply(10, 2) is None
+
+
+def test_group_commit_stores_each_exchange_as_alone(store: DialogueStore) -> None:
+    """One call for many exchanges: several chats, one chat twice (its turns alternate),
+    a copy of a message in the same call and one answered by an earlier call."""
+    earlier = store.store_exchange(exchange(chat=1, message=1, reply="already"))
+    batch = [
+        exchange(chat=1, message=1, reply="ignored"),
+        exchange(chat=2, user=21, message=1, text_="a?", reply="a!"),
+        exchange(chat=3, user=22, message=1, text_="b?", reply="b!"),
+        exchange(chat=2, user=21, message=2, text_="c?", reply="c!"),
+        exchange(chat=3, user=22, message=1, text_="b?", reply="other"),
+    ]
+    stored = store.store_exchanges(batch)
+    assert [s.created for s in stored] == [False, True, True, True, False]
+    assert stored[0] == replace(earlier, created=False)
+    assert [s.text for s in stored] == ["already", "a!", "b!", "c!", "b!"]
+    assert stored[4].bot_turn_id == stored[2].bot_turn_id
+    assert store.recent_context(2, 4) == [
+        ("user", "a?"),
+        ("bot", "a!"),
+        ("user", "c?"),
+        ("bot", "c!"),
+    ]
+    assert count(store, Turn) == 2 + 6 and count(store, Generation) == 1 + 3
+    assert store.find_replies([(2, 1), (2, 2), (3, 1), (3, 9)]) == {
+        (2, 1): replace(stored[1], created=False),
+        (2, 2): replace(stored[3], created=False),
+        (3, 1): replace(stored[2], created=False),
+    }
+    assert store.recent_contexts([2, 3, 99], 2) == {
+        2: [("user", "c?"), ("bot", "c!")],
+        3: [("user", "b?"), ("bot", "b!")],
+        99: [],
+    }
 
 
 def test_recent_context_and_reset(store: DialogueStore) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import asdict
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, case, delete, func, select, update
+from sqlalchemy import Engine, case, delete, func, insert, select, tuple_, union_all, update
 from sqlalchemy.orm import Session, aliased
 
-from worker.store.dialect import insert_ignore
+from worker.store.dialect import insert_ignore, insert_ignore_many
 from worker.store.engine import make_engine, make_sessionmaker
 from worker.store.models import (
     Chat,
@@ -35,70 +35,74 @@ class DialogueStore:
     def store_exchange(self, ex: Exchange) -> StoredReply:
         """User turn + bot turn + generation in one transaction. A repeat of the same
         (chat, message id) writes nothing and returns the reply stored the first time."""
+        return self.store_exchanges([ex])[0]
+
+    def store_exchanges(self, exchanges: Sequence[Exchange]) -> list[StoredReply]:
+        """Many exchanges in one transaction and a few statements per chat-distinct group,
+        however many exchanges there are: the worker's group commit. Each behaves as
+        ``store_exchange`` would; a second copy of one (chat, message id) is a repeat."""
+        stored: dict[tuple[int, int], StoredReply] = {}
         with self.sessions() as s, s.begin():
-            insert_ignore(
-                s,
-                User,
-                id=ex.user_id,
-                username=ex.username,
-                language=ex.language,
-                created_at=utcnow(),
-            )
-            insert_ignore(s, Chat, id=ex.chat_id, type=ex.chat_type, created_at=utcnow())
-            conversation = _open_conversation(s, ex.chat_id)
-            insert_ignore(
-                s,
-                Turn,
-                conversation_id=conversation,
-                chat_id=ex.chat_id,
-                user_id=ex.user_id,
-                speaker="user",
-                text=clean_text(ex.user_text),
-                telegram_message_id=ex.message_id,
-                created_at=utcnow(),
-            )
-            user_turn = s.scalars(
-                select(Turn).where(
-                    Turn.chat_id == ex.chat_id, Turn.telegram_message_id == ex.message_id
-                )
-            ).one()
-            created = insert_ignore(
-                s,
-                Turn,
-                conversation_id=user_turn.conversation_id,
-                chat_id=ex.chat_id,
-                speaker="bot",
-                text=clean_text(ex.reply_text),
-                reply_to_id=user_turn.id,
-                created_at=utcnow(),
-            )
-            bot_turn = s.scalars(select(Turn).where(Turn.reply_to_id == user_turn.id)).one()
-            if created:
-                s.add(Generation(turn_id=bot_turn.id, **asdict(ex.generation)))
-            return StoredReply(user_turn.id, bot_turn.id, bot_turn.text, created)
+            for group in _chat_distinct_groups(exchanges):
+                stored.update(_store_group(s, group))
+        results, seen = [], set()
+        for ex in exchanges:
+            key = (ex.chat_id, ex.message_id)
+            results.append(stored[key] if key not in seen else replace(stored[key], created=False))
+            seen.add(key)
+        return results
 
     def find_reply(self, chat_id: int, message_id: int) -> StoredReply | None:
         """The stored reply to this Telegram message, if it was answered already."""
+        return self.find_replies([(chat_id, message_id)]).get((chat_id, message_id))
+
+    def find_replies(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], StoredReply]:
+        """The stored replies to those of these (chat, message id) that were answered."""
+        if not keys:
+            return {}
         asked = aliased(Turn)
         with self.sessions() as s:
-            row = s.execute(
-                select(asked.id.label("user_turn"), Turn.id, Turn.text)
+            rows = s.execute(
+                select(
+                    asked.chat_id,
+                    asked.telegram_message_id,
+                    asked.id.label("user_turn"),
+                    Turn.id,
+                    Turn.text,
+                )
                 .join(asked, Turn.reply_to_id == asked.id)
-                .where(asked.chat_id == chat_id, asked.telegram_message_id == message_id)
-            ).first()
-        return StoredReply(row.user_turn, row.id, row.text, False) if row else None
+                .where(tuple_(asked.chat_id, asked.telegram_message_id).in_(list(set(keys))))
+            ).all()
+        return {
+            (r.chat_id, r.telegram_message_id): StoredReply(r.user_turn, r.id, r.text, False)
+            for r in rows
+        }
 
     def recent_context(self, chat_id: int, n: int) -> list[tuple[str, str]]:
         """The last ``n`` (speaker, text) turns of the chat's open conversation, oldest first."""
+        return self.recent_contexts([chat_id], n)[chat_id]
+
+    def recent_contexts(self, chat_ids: Sequence[int], n: int) -> dict[int, list[tuple[str, str]]]:
+        """``recent_context`` of many chats in one query: per chat, an index walk back from
+        its newest turn (a window over whole conversations would read all of long ones)."""
+        chats = sorted(set(chat_ids))
+        found: dict[int, list[tuple[str, str]]] = {c: [] for c in chats}
+        if not chats or n <= 0:
+            return found
+        latest = [
+            select(Conversation.chat_id, Turn.id, Turn.speaker, Turn.text)
+            .join(Conversation, Conversation.id == Turn.conversation_id)
+            .where(Conversation.chat_id == chat, Conversation.ended_at.is_(None))
+            .order_by(Turn.id.desc())
+            .limit(n)
+            .subquery()
+            for chat in chats
+        ]
         with self.sessions() as s:
-            rows = s.execute(
-                select(Turn.speaker, Turn.text)
-                .join(Conversation, Conversation.id == Turn.conversation_id)
-                .where(Conversation.chat_id == chat_id, Conversation.ended_at.is_(None))
-                .order_by(Turn.id.desc())
-                .limit(n)
-            ).all()
-        return [(r.speaker, r.text) for r in reversed(rows)]
+            rows = s.execute(union_all(*(select(q) for q in latest))).all()
+        for row in sorted(rows, key=lambda r: r.id):
+            found[row.chat_id].append((row.speaker, row.text))
+        return found
 
     def last_message_id(self, chat_id: int) -> int:
         """The highest user message id stored for the chat (0 when none)."""
@@ -298,13 +302,119 @@ class DialogueStore:
             return (row.id, row.path) if row else None
 
 
-def _open_conversation(s: Session, chat_id: int) -> int:
-    insert_ignore(s, Conversation, chat_id=chat_id, started_at=utcnow())
-    return s.scalars(
-        select(Conversation.id).where(
-            Conversation.chat_id == chat_id, Conversation.ended_at.is_(None)
+def _chat_distinct_groups(exchanges: Sequence[Exchange]) -> list[list[Exchange]]:
+    """The distinct exchanges in groups that hold each chat at most once, in order: within
+    a group all user turns go in before all bot turns, and a chat's turns must alternate."""
+    groups: list[list[Exchange]] = []
+    placed: dict[int, int] = {}  # chat -> index of the last group holding it
+    seen: set[tuple[int, int]] = set()
+    for ex in exchanges:
+        if (ex.chat_id, ex.message_id) in seen:
+            continue
+        seen.add((ex.chat_id, ex.message_id))
+        index = placed.get(ex.chat_id, -1) + 1
+        if index == len(groups):
+            groups.append([])
+        groups[index].append(ex)
+        placed[ex.chat_id] = index
+    return groups
+
+
+def _store_group(s: Session, group: list[Exchange]) -> dict[tuple[int, int], StoredReply]:
+    now = utcnow()
+    users = {ex.user_id: ex for ex in group}
+    insert_ignore_many(
+        s,
+        User,
+        [
+            {"id": u, "username": ex.username, "language": ex.language, "created_at": now}
+            for u, ex in users.items()
+        ],
+    )
+    insert_ignore_many(
+        s, Chat, [{"id": ex.chat_id, "type": ex.chat_type, "created_at": now} for ex in group]
+    )
+    conversations = _open_conversations(s, [ex.chat_id for ex in group])
+    keys = [(ex.chat_id, ex.message_id) for ex in group]
+    insert_ignore_many(
+        s,
+        Turn,
+        [
+            {
+                "conversation_id": conversations[ex.chat_id],
+                "chat_id": ex.chat_id,
+                "user_id": ex.user_id,
+                "speaker": "user",
+                "text": clean_text(ex.user_text),
+                "telegram_message_id": ex.message_id,
+                "created_at": now,
+            }
+            for ex in group
+        ],
+    )
+    asked = {
+        (r.chat_id, r.telegram_message_id): r
+        for r in s.execute(
+            select(Turn.id, Turn.conversation_id, Turn.chat_id, Turn.telegram_message_id).where(
+                tuple_(Turn.chat_id, Turn.telegram_message_id).in_(keys)
+            )
         )
-    ).one()
+    }
+    created = set(
+        insert_ignore_many(
+            s,
+            Turn,
+            [
+                {
+                    "conversation_id": asked[key].conversation_id,
+                    "chat_id": ex.chat_id,
+                    "speaker": "bot",
+                    "text": clean_text(ex.reply_text),
+                    "reply_to_id": asked[key].id,
+                    "created_at": now,
+                }
+                for key, ex in zip(keys, group, strict=True)
+            ],
+            returning=Turn.reply_to_id,
+        )
+    )
+    answers = {
+        r.reply_to_id: r
+        for r in s.execute(
+            select(Turn.id, Turn.reply_to_id, Turn.text).where(
+                Turn.reply_to_id.in_([row.id for row in asked.values()])
+            )
+        )
+    }
+    fresh = [ex for key, ex in zip(keys, group, strict=True) if asked[key].id in created]
+    if fresh:
+        s.execute(
+            insert(Generation),
+            [
+                {"turn_id": answers[asked[(ex.chat_id, ex.message_id)].id].id}
+                | asdict(ex.generation)
+                for ex in fresh
+            ],
+        )
+    stored = {}
+    for key in keys:
+        user_turn = asked[key].id
+        answer = answers[user_turn]
+        stored[key] = StoredReply(user_turn, answer.id, answer.text, user_turn in created)
+    return stored
+
+
+def _open_conversations(s: Session, chat_ids: list[int]) -> dict[int, int]:
+    """The open conversation of each chat, opening one where there is none."""
+    now = utcnow()
+    insert_ignore_many(s, Conversation, [{"chat_id": c, "started_at": now} for c in chat_ids])
+    return dict(
+        s.execute(
+            select(Conversation.chat_id, Conversation.id).where(
+                Conversation.chat_id.in_(chat_ids), Conversation.ended_at.is_(None)
+            )
+        ).all()
+    )
 
 
 def _delete(s: Session, model: type[Any], condition: Any) -> int:
