@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redis import Redis
@@ -29,17 +30,21 @@ from s2s_contract.tasks import (
 from s2s_core.corpora import Turn
 from s2s_core.data import encode_context
 from worker import metrics
-from worker.engine import Engine
+from worker.coalesce import Coalescer
+from worker.engine import Engine, LoadedModel
 from worker.replies import choose, decode_config
 from worker.store import DialogueStore, Exchange, GenerationInfo, StoredReply
 
 log = logging.getLogger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 DECODE_TIMEOUT_S = 20.0
+# Lookups and writes wait behind at most one group of others; a stuck database fails the
+# task (retried later) instead of holding its thread.
+STORE_TIMEOUT_S = 30.0
 
 
 class Publisher(Protocol):
-    def publish(self, event: ReplyEvent) -> None: ...
+    def publish(self, events: list[ReplyEvent]) -> None: ...
     def clear_context(self, chat_ids: list[int]) -> None: ...
     def announce_model(self, info: dict[str, Any]) -> None: ...
 
@@ -58,21 +63,36 @@ def model_summary(version: str, meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def context_turns(meta: dict[str, Any]) -> int:
+    """How many turns, the message included, the model reads (its training window)."""
+    return int(meta.get("data", {}).get("context_turns", 3))
+
+
+def max_src_len(meta: dict[str, Any]) -> int:
+    """The model's encoder input limit in tokens; longer contexts lose their oldest."""
+    return int(meta.get("data", {}).get("max_src_len", 64))
+
+
 class RedisPublisher:
-    """Pushes the bot turn onto the chat's recent context and the reply onto the stream."""
+    """Pushes bot turns onto their chats' recent context and the replies onto the stream,
+    all in one round trip."""
 
     def __init__(self, redis: Redis, stream_maxlen: int = 100_000) -> None:
         self.redis = redis
         self.maxlen = stream_maxlen
 
-    def publish(self, event: ReplyEvent) -> None:
+    def publish(self, events: list[ReplyEvent]) -> None:
         pipe = self.redis.pipeline()
-        key = context_key(event.chat_id)
-        pipe.rpush(key, json.dumps({"speaker": "bot", "text": event.text}))
-        pipe.ltrim(key, -CONTEXT_TURNS, -1)
-        pipe.xadd(
-            REPLIES_STREAM, {"event": event.model_dump_json()}, maxlen=self.maxlen, approximate=True
-        )
+        for event in events:
+            key = context_key(event.chat_id)
+            pipe.rpush(key, json.dumps({"speaker": "bot", "text": event.text}))
+            pipe.ltrim(key, -CONTEXT_TURNS, -1)
+            pipe.xadd(
+                REPLIES_STREAM,
+                {"event": event.model_dump_json()},
+                maxlen=self.maxlen,
+                approximate=True,
+            )
         pipe.execute()
 
     def clear_context(self, chat_ids: list[int]) -> None:
@@ -83,38 +103,54 @@ class RedisPublisher:
         self.redis.set(MODEL_INFO_KEY, json.dumps(info))
 
 
+@dataclass(frozen=True)
+class _Lookup:
+    answered: StoredReply | None  # the reply stored earlier, when this is a repeat
+    history: list[tuple[str, str]]  # (speaker, text) turns before the message, oldest first
+
+
 class ReplyService:
+    """Concurrent ``reply`` calls share their database and Redis work: lookups go through
+    one coalescer and writes with their publishing through another (see worker.coalesce),
+    so a batch of replies costs a few transactions instead of one or more each."""
+
     def __init__(self, store: DialogueStore, engine: Engine, publisher: Publisher | None) -> None:
         self.store, self.engine, self.publisher = store, engine, publisher
         self._announced = ""  # the model version last announced for /about
+        self._lookups: Coalescer[tuple[ReplyRequest, int], _Lookup] = Coalescer(
+            self._look_up, "s2s-lookup"
+        )
+        self._writes: Coalescer[tuple[Exchange, ReplyRequest], StoredReply] = Coalescer(
+            self._write, "s2s-write"
+        )
 
     def reply(self, req: ReplyRequest) -> StoredReply:
-        stored = self.store.find_reply(req.chat_id, req.message_id)
-        if stored is None:
-            stored = self._answer(req)
+        serving = self.engine.loaded()
+        turns = context_turns(serving.meta)
+        found = self._lookups.submit((req, turns)).result(timeout=STORE_TIMEOUT_S)
+        if found.answered is None:
+            stored = self._answer(req, serving, found.history)
+        else:
+            stored = found.answered
+            if self.publisher is not None:  # a repeat re-publishes: delivery is at-least-once
+                self.publisher.publish([_event(req, stored)])
         metrics.REPLIES.labels("new" if stored.created else "repeat").inc()
-        if self.publisher is not None:  # a repeat re-publishes: delivery is at-least-once
-            self.publisher.publish(
-                ReplyEvent(
-                    chat_id=req.chat_id,
-                    message_id=req.message_id,
-                    bot_turn_id=stored.bot_turn_id,
-                    text=stored.text,
-                )
-            )
         return stored
 
-    def _answer(self, req: ReplyRequest) -> StoredReply:
-        serving = self.engine.loaded()
+    def close(self) -> None:
+        self._lookups.close()
+        self._writes.close()
+        self.engine.close()
+
+    def _answer(
+        self, req: ReplyRequest, serving: LoadedModel, history: list[tuple[str, str]]
+    ) -> StoredReply:
         if self.publisher is not None and serving.version != self._announced:
             self.publisher.announce_model(model_summary(serving.version, serving.meta))
             self._announced = serving.version
-        data = serving.meta.get("data", {})
-        context_turns = int(data.get("context_turns", 3))
-        history = self.store.recent_context(req.chat_id, context_turns)
         turns = [Turn(text, speaker) for speaker, text in history] + [Turn(req.text, "user")]
-        turns = turns[-context_turns:]
-        source = encode_context(serving.tokenizer, turns, int(data.get("max_src_len", 64)))
+        turns = turns[-context_turns(serving.meta) :]
+        source = encode_context(serving.tokenizer, turns, max_src_len(serving.meta))
         cfg = decode_config(req.style, serving.meta.get("decode"))
         decoded = self.engine.submit(source, cfg).result(timeout=DECODE_TIMEOUT_S)
         recent_bot = [text for speaker, text in history if speaker == "bot"]
@@ -131,19 +167,43 @@ class ReplyService:
             worker_id=WORKER_ID,
             batch_size=decoded.batch_size,
         )
-        return self.store.store_exchange(
-            Exchange(
-                chat_id=req.chat_id,
-                user_id=req.user_id,
-                message_id=req.message_id,
-                user_text=req.text,
-                reply_text=choice.text,
-                generation=generation,
-                chat_type=req.chat_type,
-                username=req.username,
-                language=req.language,
-            )
+        exchange = Exchange(
+            chat_id=req.chat_id,
+            user_id=req.user_id,
+            message_id=req.message_id,
+            user_text=req.text,
+            reply_text=choice.text,
+            generation=generation,
+            chat_type=req.chat_type,
+            username=req.username,
+            language=req.language,
         )
+        return self._writes.submit((exchange, req)).result(timeout=STORE_TIMEOUT_S)
+
+    def _look_up(self, items: list[tuple[ReplyRequest, int]]) -> list[_Lookup]:
+        """Which messages were answered already, and the recent turns of the others' chats:
+        two queries for the whole group."""
+        answered = self.store.find_replies([(r.chat_id, r.message_id) for r, _ in items])
+        unanswered = [(r, n) for r, n in items if (r.chat_id, r.message_id) not in answered]
+        depth = max((n for _, n in unanswered), default=0)
+        contexts = self.store.recent_contexts([r.chat_id for r, _ in unanswered], depth)
+        return [
+            _Lookup(
+                answered.get((r.chat_id, r.message_id)),
+                contexts.get(r.chat_id, [])[-n:] if n > 0 else [],
+            )
+            for r, n in items
+        ]
+
+    def _write(self, items: list[tuple[Exchange, ReplyRequest]]) -> list[StoredReply]:
+        """One transaction for the group's exchanges, then one Redis round trip publishing
+        them: a reply is published only once it is stored."""
+        stored = self.store.store_exchanges([exchange for exchange, _ in items])
+        if self.publisher is not None:
+            self.publisher.publish(
+                [_event(req, s) for (_, req), s in zip(items, stored, strict=True)]
+            )
+        return stored
 
     def feedback(self, req: FeedbackRequest) -> None:
         self.store.record_feedback(req.turn_id, req.user_id, req.value)
@@ -159,3 +219,12 @@ class ReplyService:
         self.store.reset_conversation(req.chat_id)
         if self.publisher is not None:
             self.publisher.clear_context([req.chat_id])
+
+
+def _event(req: ReplyRequest, stored: StoredReply) -> ReplyEvent:
+    return ReplyEvent(
+        chat_id=req.chat_id,
+        message_id=req.message_id,
+        bot_turn_id=stored.bot_turn_id,
+        text=stored.text,
+    )

@@ -42,6 +42,9 @@ TRANSIENT = (OperationalError, RedisConnectionError, RedisTimeout, DecodeTimeout
 # within LOCK_WAIT_S goes back to the queue instead of holding a thread.
 LOCK_TIMEOUT_S = 30
 LOCK_WAIT_S = 10
+# A chat's next message often arrives while the previous task is still releasing the lock;
+# redis-py's default poll of 100 ms would add that to its reply.
+LOCK_POLL_S = 0.02
 MAX_RETRIES = 20
 
 
@@ -80,7 +83,10 @@ def reply(self: Task, payload: Any) -> None:
     def in_order() -> None:
         client = runtime.redis_client()
         lock = client.lock(
-            chat_lock_key(req.chat_id), timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S
+            chat_lock_key(req.chat_id),
+            timeout=LOCK_TIMEOUT_S,
+            blocking_timeout=LOCK_WAIT_S,
+            sleep=LOCK_POLL_S,
         )
         if not lock.acquire():
             raise LockError(f"chat {req.chat_id} busy")
