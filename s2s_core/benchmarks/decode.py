@@ -18,7 +18,7 @@ import torch
 from s2s_core.benchmarks.sizes import FULL, QUICK, sized_model
 from s2s_core.benchmarks.textbook import textbook_beam, textbook_greedy
 from s2s_core.decoding import DecodeConfig, generate
-from s2s_core.model import ModelConfig
+from s2s_core.model import ModelConfig, Seq2Seq
 
 STRATEGIES: dict[str, dict[str, Any]] = {
     "greedy": {"strategy": "greedy"},
@@ -112,6 +112,7 @@ def run(
                 "share_of_floor": rate / floor,
             }
         result[name] = {"floor_sentences_per_s": floor, "by_batch": rows}
+    result["attention_memory"] = attention_memory(size, batches, max_len, min_s)
     plain = result["beam5"]["by_batch"]
     for name in ("beam5_sibling", "beam5_hamming"):
         result[name]["cost_vs_plain_beam"] = {
@@ -119,3 +120,46 @@ def run(
             for b, r in result[name]["by_batch"].items()
         }
     return result
+
+
+class _CopiesMemory(torch.nn.Module):
+    """The baseline beam search stepped on: the encoder memory copied with the RNN state at
+    every step (``within_sources`` ignored), as before the memory stayed put."""
+
+    def __init__(self, model: Seq2Seq) -> None:
+        super().__init__()
+        self.model = model
+        self.src_vocab_size, self.tgt_vocab_size = model.src_vocab_size, model.tgt_vocab_size
+
+    def encode(self, src: torch.Tensor) -> Any:
+        return self.model.encode(src)
+
+    def decode_step(self, tokens: torch.Tensor, state: Any) -> Any:
+        return self.model.decode_step(tokens, state)
+
+    def reorder_state(self, state: Any, index: torch.Tensor, within_sources: bool = False) -> Any:
+        return self.model.reorder_state(state, index)
+
+
+def attention_memory(
+    size: dict[str, int], batches: tuple[int, ...], max_len: int, min_s: float
+) -> dict[str, Any]:
+    """Beam search (6 beams, Hamming groups, as the worker decodes) with Luong attention on
+    64-token sources: the memory kept in place against copied every step."""
+    torch.manual_seed(0)
+    model = sized_model(size, dropout=0.0, attention="luong").eval()
+    rng = random.Random(1)
+    sources = [[rng.randrange(4, size["src_vocab"]) for _ in range(64)] for _ in range(32)]
+    cfg = DecodeConfig(
+        max_len=max_len, min_len=max_len - 1, beam_size=6, diversity="hamming", num_groups=3
+    )
+    rows = {}
+    for batch in sorted({1, min(32, max(batches))}):
+        kept = _time(lambda b=batch: generate(model, sources[:b], cfg), min_s)
+        copied = _time(lambda b=batch: generate(_CopiesMemory(model), sources[:b], cfg), min_s)
+        rows[str(batch)] = {
+            "sentences_per_s": batch / kept,
+            "copying_memory_sentences_per_s": batch / copied,
+            "speedup": copied / kept,
+        }
+    return {"source_len": 64, "by_batch": rows}

@@ -8,8 +8,8 @@ FULL = {"src_vocab": 5000, "tgt_vocab": 4000, "emb": 256, "hidden": 512, "layers
 QUICK = {"src_vocab": 400, "tgt_vocab": 300, "emb": 16, "hidden": 32, "layers": 2}
 
 
-def sized_model(size: dict[str, int], dropout: float) -> Seq2Seq:
-    """Our vanilla model at ``size`` (no attention: the textbook architecture)."""
+def sized_model(size: dict[str, int], dropout: float, attention: str | None = None) -> Seq2Seq:
+    """Our model at ``size``; vanilla (no attention: the textbook architecture) unless asked."""
     return Seq2Seq(
         ModelConfig(
             size["src_vocab"],
@@ -18,5 +18,6 @@ def sized_model(size: dict[str, int], dropout: float) -> Seq2Seq:
             size["hidden"],
             size["layers"],
             dropout=dropout,
+            attention=attention,
         )
     )

@@ -113,7 +113,7 @@ class BeamSearch:
             lprobs = self._constrain(lprobs, step, source_windows)
             cand = self.search.step(lprobs.view(self.batch, self.beam, -1), self.cum)
             self._finalize(cand, step)
-            state = self.model.reorder_state(state, self._advance(cand, step))
+            state = self.model.reorder_state(state, self._advance(cand, step), within_sources=True)
             prev = self.tokens[:, :, step].reshape(-1)
             if step + 1 < cfg.max_len:
                 self._update_done(step)

@@ -30,6 +30,7 @@ def test_decode_benchmark_reports_every_strategy_and_the_floor() -> None:
         assert result[name]["floor_sentences_per_s"] > 0
         assert set(result[name]["by_batch"]) == {"1", "4"}
     assert set(result["beam5_hamming"]["cost_vs_plain_beam"]) == {"1", "4"}
+    assert set(result["attention_memory"]["by_batch"]) == {"1", "4"}
 
 
 def test_bench_script_prints_json() -> None:

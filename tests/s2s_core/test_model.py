@@ -126,3 +126,23 @@ def test_config_round_trip_rejects_unknown_fields() -> None:
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown fields: heads"):
         ModelConfig.from_dict({**cfg.to_dict(), "heads": 4})
+
+
+@pytest.mark.parametrize("style", [{"beam_size": 4}, {"beam_size": 6, "diversity": "hamming"}])
+def test_beam_search_leaves_the_memory_in_place_and_decodes_as_if_it_moved(
+    style: dict[str, object],
+) -> None:
+    """Beams only ever pick parents of their own source, so the attention memory is not
+    copied each step; the hypotheses are exactly those of copying it."""
+    from s2s_core import DecodeConfig, generate
+    from s2s_core.benchmarks.decode import _CopiesMemory
+
+    model = small(attention="luong", bidirectional=True)
+    torch.manual_seed(1)
+    sources = [torch.randint(4, 30, (n,)).tolist() for n in (3, 9, 5)]
+    cfg = DecodeConfig(max_len=8, n_best=3, **style)  # type: ignore[arg-type]
+    kept = generate(model, sources, cfg)
+    assert kept == generate(_CopiesMemory(model), sources, cfg)
+    state = model.encode(torch.tensor([sources[1][:3], sources[2][:3]]))
+    moved = Seq2Seq.reorder_state(state, torch.tensor([1, 0]), within_sources=True)
+    assert moved.memory is state.memory

@@ -29,7 +29,7 @@ class TableModel:
         rows = [self.log_probs(tuple(t for t in row.tolist() if t != SOS_ID)) for row in history]
         return torch.stack(rows), history
 
-    def reorder_state(self, history: Tensor, index: Tensor) -> Tensor:
+    def reorder_state(self, history: Tensor, index: Tensor, within_sources: bool = False) -> Tensor:
         return history.index_select(0, index)
 
     def log_probs(self, prefix: tuple[int, ...]) -> Tensor:
