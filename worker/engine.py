@@ -85,7 +85,7 @@ class Engine:
         self._checked_at = 0.0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._last_batch, self._prev_batch, self._last_busy = 0, 0, 0.0
+        self._last_batch, self._queued_after, self._last_busy = 0, 0, 0.0
 
     def loaded(self) -> LoadedModel:
         """The serving model, loading it on first use."""
@@ -123,8 +123,8 @@ class Engine:
             start = time.monotonic()
             for cfg, requests in groups.items():
                 self._decode(cfg, requests)
-            self._prev_batch = self._last_batch
             self._last_batch, self._last_busy = len(batch), time.monotonic() - start
+            self._queued_after = self._queue.qsize()
 
     def _wait(self) -> float:
         """How long the first request waits for company. Under load (the last batch had
@@ -135,18 +135,20 @@ class Engine:
         return self.max_wait
 
     def _gather(self) -> list[_Request] | None:
-        """Waits for company until the deadline or until the last two batches' cohorts are
-        back, then takes whatever else is already queued (up to ``max_batch``).
+        """Waits for company until the deadline or until the last batch's cohort is back
+        together with the requests that queued while it decoded, then takes whatever else is
+        already queued (up to ``max_batch``).
 
-        Two, because people answer replies: requests that miss a batch form a second cohort,
-        and waiting for only the last one would keep the two alternating forever, each
-        batch half full. Waiting for both merges them into one batch, which is then stable.
+        The queued ones count because people answer replies: requests that miss a batch
+        form a second cohort, and waiting only for the last batch's would keep the two
+        alternating forever, each batch half full. Waiting for both merges them into one
+        batch, which then stays whole.
         """
         first = self._queue.get()
         if first is None:
             return None
         batch, deadline = [first], time.monotonic() + self._wait()
-        cohort = min(self.max_batch, max(self._last_batch + self._prev_batch, 1))
+        cohort = min(self.max_batch, max(self._last_batch + self._queued_after, 1))
         while len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
             try:

@@ -74,23 +74,23 @@ def test_gathering_stops_once_the_last_cohort_is_back(checkpoint_dir: Path) -> N
     assert gathered and gathered[0] is not None and len(gathered[0]) == 5
 
 
-def test_gathering_merges_the_last_two_cohorts(checkpoint_dir: Path) -> None:
-    """Cohorts of 3 and 5 alternating: the next batch waits for both (8) instead of
-    going with the 5 already queued."""
+def test_gathering_merges_alternating_cohorts(checkpoint_dir: Path) -> None:
+    """A batch of 5 decoded while 3 others queued: the next batch waits for all 8 instead
+    of going with the 3 and leaving the 5 to the batch after."""
     import threading
 
     from worker.engine import _Request
 
     engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=16, max_wait_ms=3_600_000)
-    engine._prev_batch, engine._last_batch = 3, 5
-    for i in range(5):
+    engine._last_batch, engine._queued_after = 5, 3
+    for i in range(3):
         engine._queue.put(_Request([5 + i], GREEDY))
     gathered: list[list[_Request] | None] = []
     worker = threading.Thread(target=lambda: gathered.append(engine._gather()), daemon=True)
     worker.start()
     worker.join(timeout=0.5)
     assert worker.is_alive()  # still waiting for the other cohort
-    for i in range(3):
+    for i in range(5):
         engine._queue.put(_Request([5 + i], GREEDY))
     worker.join(timeout=30)
     assert gathered and gathered[0] is not None and len(gathered[0]) == 8
