@@ -137,11 +137,6 @@ class ReplyService:
         metrics.REPLIES.labels("new" if stored.created else "repeat").inc()
         return stored
 
-    def close(self) -> None:
-        self._lookups.close()
-        self._writes.close()
-        self.engine.close()
-
     def _answer(
         self, req: ReplyRequest, serving: LoadedModel, history: list[tuple[str, str]]
     ) -> StoredReply:

@@ -6,9 +6,11 @@ import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from worker.store import DialogueStore, Exchange, GenerationInfo
 from worker.store.migrate import check, downgrade, upgrade
@@ -235,3 +237,30 @@ def test_model_registry_keeps_one_active(store: DialogueStore) -> None:
     assert statuses == {"aaa": "retired", "bbb": "active"}
     with pytest.raises(ValueError, match="unknown model version"):
         store.promote("ccc")
+
+
+def test_reply_lookups_read_turns_through_indexes(tmp_path: Path) -> None:
+    """SQLite plans of the worker's per-reply queries: no full scan of the turns (a row-value
+    IN list or a join ordered by turn id would read the whole table on every reply)."""
+    url = f"sqlite:///{tmp_path / 'plans.sqlite3'}"
+    upgrade(url)
+    store = DialogueStore(url)
+    store.store_exchanges([exchange(chat=c, message=1) for c in range(1, 5)])
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, params))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    store.find_replies([(1, 1), (2, 1), (3, 2)])
+    store.recent_contexts([1, 2, 3], 3)
+    store.store_exchanges([exchange(chat=c, message=2) for c in range(1, 5)])
+    event.remove(store.engine, "before_cursor_execute", capture)
+    assert len(statements) >= 4
+    with store.engine.connect() as conn:
+        for statement, params in statements:
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all()
+            scans = [row[-1] for row in plan if row[-1].startswith("SCAN turns")]
+            assert not scans, (statement, plan)
+    store.engine.dispose()

@@ -7,7 +7,20 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, case, delete, func, insert, select, tuple_, union_all, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    ScalarSelect,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from worker.store.dialect import insert_ignore, insert_ignore_many
@@ -71,7 +84,7 @@ class DialogueStore:
                     Turn.text,
                 )
                 .join(asked, Turn.reply_to_id == asked.id)
-                .where(tuple_(asked.chat_id, asked.telegram_message_id).in_(list(set(keys))))
+                .where(_any_message(asked, keys))
             ).all()
         return {
             (r.chat_id, r.telegram_message_id): StoredReply(r.user_turn, r.id, r.text, False)
@@ -90,9 +103,8 @@ class DialogueStore:
         if not chats or n <= 0:
             return found
         latest = [
-            select(Conversation.chat_id, Turn.id, Turn.speaker, Turn.text)
-            .join(Conversation, Conversation.id == Turn.conversation_id)
-            .where(Conversation.chat_id == chat, Conversation.ended_at.is_(None))
+            select(Turn.chat_id, Turn.id, Turn.speaker, Turn.text)
+            .where(Turn.conversation_id == _open_conversation_id(chat))
             .order_by(Turn.id.desc())
             .limit(n)
             .subquery()
@@ -302,6 +314,27 @@ class DialogueStore:
             return (row.id, row.path) if row else None
 
 
+def _open_conversation_id(chat_id: int) -> ScalarSelect[int]:
+    """The chat's open conversation as a scalar subquery: turns are then read through
+    their (conversation, id) index, newest first, whatever the chat's age."""
+    return (
+        select(Conversation.id)
+        .where(Conversation.chat_id == chat_id, Conversation.ended_at.is_(None))
+        .scalar_subquery()
+    )
+
+
+def _any_message(turns: Any, keys: Sequence[tuple[int, int]]) -> ColumnElement[bool]:
+    """Turns that are one of these (chat, message id): OR-ed pairs, which both databases
+    answer from the unique index; SQLite scans the whole index for a row-value IN list."""
+    return or_(
+        *(
+            and_(turns.chat_id == chat, turns.telegram_message_id == message)
+            for chat, message in sorted(set(keys))
+        )
+    )
+
+
 def _chat_distinct_groups(exchanges: Sequence[Exchange]) -> list[list[Exchange]]:
     """The distinct exchanges in groups that hold each chat at most once, in order: within
     a group all user turns go in before all bot turns, and a chat's turns must alternate."""
@@ -356,7 +389,7 @@ def _store_group(s: Session, group: list[Exchange]) -> dict[tuple[int, int], Sto
         (r.chat_id, r.telegram_message_id): r
         for r in s.execute(
             select(Turn.id, Turn.conversation_id, Turn.chat_id, Turn.telegram_message_id).where(
-                tuple_(Turn.chat_id, Turn.telegram_message_id).in_(keys)
+                _any_message(Turn, keys)
             )
         )
     }
