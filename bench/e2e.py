@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -24,6 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
+
+# The fake Bot API server and the process helpers live in the test utilities, which are not
+# installed: run as `python bench/e2e.py`, the repository root must be importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.redis_transport import sender
 from s2s_contract.client import send_reply
