@@ -126,33 +126,34 @@ class Engine:
             self._last_batch, self._last_busy = len(batch), time.monotonic() - start
             self._queued_after = self._queue.qsize()
 
-    def _wait(self) -> float:
-        """How long the first request waits for company. Under load (the last batch had
-        company) up to a share of the last batch's decode time: the requests answered by
-        that batch come back as a cohort, and one batch of 2n decodes faster than two of n."""
-        if self._last_batch > 1:
-            return max(self.max_wait, LOAD_WAIT_SHARE * self._last_busy)
-        return self.max_wait
+    def _cap(self) -> float:
+        """The longest the first request waits for company: ``max_wait_ms``, or a share of
+        the last batch's decode time when that is longer (one batch of 2n decodes faster
+        than two of n, so a short wait pays for itself)."""
+        return max(self.max_wait, LOAD_WAIT_SHARE * self._last_busy)
 
     def _gather(self) -> list[_Request] | None:
-        """Waits for company until the deadline or until the last batch's cohort is back
-        together with the requests that queued while it decoded, then takes whatever else is
-        already queued (up to ``max_batch``).
+        """The next batch: the first request, and company until the cap.
 
-        The queued ones count because people answer replies: requests that miss a batch
-        form a second cohort, and waiting only for the last batch's would keep the two
-        alternating forever, each batch half full. Waiting for both merges them into one
-        batch, which then stays whole.
+        Under load it waits until the last batch's cohort is back together with the requests
+        that queued while it decoded. They count because people answer replies: requests
+        that miss a batch form a second cohort, and waiting only for the last batch's would
+        keep the two alternating forever, each batch half full; waiting for both merges them
+        into one batch, which then stays whole. Without a cohort (idle, or single requests)
+        it waits ``max_wait_ms`` after each arrival, so a burst is taken whole while it keeps
+        coming and a lone request waits only ``max_wait_ms``.
         """
         first = self._queue.get()
         if first is None:
             return None
-        batch, deadline = [first], time.monotonic() + self._wait()
-        cohort = min(self.max_batch, max(self._last_batch + self._queued_after, 1))
+        batch, cap = [first], time.monotonic() + self._cap()
+        cohort = min(self.max_batch, self._last_batch + self._queued_after)
+        under_load = cohort > 1
+        deadline = cap if under_load else min(cap, time.monotonic() + self.max_wait)
         while len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
             try:
-                if remaining > 0 and len(batch) < cohort:
+                if remaining > 0 and (len(batch) < cohort or not under_load):
                     item = self._queue.get(timeout=remaining)
                 else:
                     item = self._queue.get_nowait()
@@ -162,6 +163,8 @@ class Engine:
                 self._queue.put(None)  # stop after this batch
                 break
             batch.append(item)
+            if not under_load:
+                deadline = min(cap, time.monotonic() + self.max_wait)
         return batch
 
     def _decode(self, cfg: DecodeConfig, requests: list[_Request]) -> None:

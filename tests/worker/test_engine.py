@@ -94,3 +94,32 @@ def test_gathering_merges_alternating_cohorts(checkpoint_dir: Path) -> None:
         engine._queue.put(_Request([5 + i], GREEDY))
     worker.join(timeout=30)
     assert gathered and gathered[0] is not None and len(gathered[0]) == 8
+
+
+def test_an_idle_engine_takes_a_burst_whole_while_it_keeps_coming(checkpoint_dir: Path) -> None:
+    """No cohort to wait for: each arrival extends the wait by max_wait_ms (here far longer
+    than the gaps), so the whole burst lands in one batch; a lone request goes alone."""
+    import threading
+    import time
+
+    from worker.engine import _Request
+
+    engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=16, max_wait_ms=500)
+    engine._last_busy = 3600.0  # the cap (a share of the last decode) is no limit here
+    engine._queue.put(_Request([5], GREEDY))
+
+    def burst() -> None:
+        for i in range(5):
+            time.sleep(0.05)
+            engine._queue.put(_Request([6 + i], GREEDY))
+
+    sender = threading.Thread(target=burst, daemon=True)
+    sender.start()
+    batch = engine._gather()
+    assert batch is not None and len(batch) == 6
+    sender.join()
+
+    engine.max_wait = 0.05
+    engine._queue.put(_Request([5], GREEDY))
+    lone = engine._gather()
+    assert lone is not None and len(lone) == 1
