@@ -39,13 +39,19 @@ from sqlalchemy import select
 from s2s_contract.client import send_reply
 from s2s_contract.settings import Settings
 from s2s_contract.tasks import REPLIES_STREAM, ReplyEvent, ReplyRequest
-from s2s_core import ModelConfig, Seq2Seq, generate, load_checkpoint, save_checkpoint
+from s2s_core import (
+    ModelConfig,
+    Seq2Seq,
+    Tokenizer,
+    generate,
+    load_checkpoint,
+    save_checkpoint,
+)
 from s2s_core.corpora import Turn
-from s2s_core.data import encode_context
 from s2s_core.recipe import DataConfig, load_split, train_tokenizer
 from worker.celery_app import create_app
 from worker.replies import decode_config
-from worker.service import context_turns, max_src_len
+from worker.service import encoder_input
 from worker.store import DialogueStore
 from worker.store.migrate import upgrade
 from worker.store.models import Turn as TurnRow
@@ -124,10 +130,11 @@ def talk(
     }
 
 
-def decoded_inputs(db_url: str, model_dir: Path, chats: range) -> list[list[list[int]]]:
+def decoded_inputs(
+    db_url: str, tokenizer: Tokenizer, meta: dict[str, Any], chats: range
+) -> list[list[list[int]]]:
     """Per round m, the encoder inputs of the chats' m-th messages as the worker built
-    them: the message after its conversation's turns, the model's context window."""
-    _, tokenizer, meta = load_checkpoint(model_dir)
+    them from the turns stored before each."""
     store = DialogueStore(db_url)
     with store.sessions() as s:
         rows = s.execute(
@@ -143,26 +150,19 @@ def decoded_inputs(db_url: str, model_dir: Path, chats: range) -> list[list[list
     for said in turns.values():
         asked = [i for i, turn in enumerate(said) if turn.speaker == "user"]
         for m, i in enumerate(asked):
-            window = said[max(0, i + 1 - context_turns(meta)) : i + 1]
-            rounds.setdefault(m, []).append(encode_context(tokenizer, window, max_src_len(meta)))
+            source = encoder_input(tokenizer, meta, said[:i], said[i].text)
+            rounds.setdefault(m, []).append(source)
     return [rounds[m] for m in sorted(rounds)]
 
 
-def bare_decode_ms(model_dir: Path, rounds: list[list[list[int]]]) -> float:
+def bare_decode_ms(model: Seq2Seq, rounds: list[list[list[int]]]) -> float:
     """Mean time of one ``generate()`` call per round, on that round's inputs."""
-    model, _, _ = load_checkpoint(model_dir)
     cfg = decode_config("varied")
     generate(model, rounds[-1], cfg)
     start = time.perf_counter()
     for sources in rounds:
         generate(model, sources, cfg)
     return 1000 * (time.perf_counter() - start) / len(rounds)
-
-
-def first_message_inputs(model_dir: Path, batch: int, repeats: int) -> list[list[list[int]]]:
-    _, tokenizer, meta = load_checkpoint(model_dir)
-    source = encode_context(tokenizer, [Turn(TEXT, "user")], max_src_len(meta))
-    return [[source] * batch] * repeats
 
 
 def engine_closed_loop(model_dir: Path, rounds: list[list[list[int]]]) -> dict[str, float]:
@@ -260,12 +260,14 @@ def run(quick: bool = False) -> dict[str, Any]:
         finally:
             worker.terminate()
             worker.wait(timeout=30)
+        model, tokenizer, meta = load_checkpoint(model_dir)
+        first_message = encoder_input(tokenizer, meta, [], TEXT)
         for i, row in enumerate(pipeline):
             chats = range(1000 * (i + 1), 1000 * (i + 1) + row["chats"])
-            rounds = decoded_inputs(db_url, model_dir, chats)
-            row["bare_decode_ms"] = bare_decode_ms(model_dir, rounds)
+            rounds = decoded_inputs(db_url, tokenizer, meta, chats)
+            row["bare_decode_ms"] = bare_decode_ms(model, rounds)
             row["bare_decode_first_message_ms"] = bare_decode_ms(
-                model_dir, first_message_inputs(model_dir, row["chats"], 2 if quick else 3)
+                model, [[first_message] * row["chats"]] * (2 if quick else 3)
             )
             row["pipeline_overhead"] = row["p50_ms"] / row["bare_decode_ms"] - 1
             row["engine_loop_p50_ms"] = engine_closed_loop(model_dir, rounds)["p50_ms"]

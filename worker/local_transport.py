@@ -22,7 +22,7 @@ from s2s_contract.tasks import (
     ResetRequest,
 )
 from s2s_contract.transport import Delivery
-from worker.service import ReplyService, model_summary
+from worker.service import ReplyService, model_summary, reply_event
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,13 +57,7 @@ class LocalTransport:
             # The bot's patience timer apologises; the error is the operator's to see.
             log.exception("reply for chat %s failed", request.chat_id)
             return
-        event = ReplyEvent(
-            chat_id=request.chat_id,
-            message_id=request.message_id,
-            bot_turn_id=stored.bot_turn_id,
-            text=stored.text,
-        )
-        await self.queue.put(event)
+        await self.queue.put(reply_event(request, stored))
 
     async def feedback(self, request: FeedbackRequest) -> None:
         await self._run(self.service.feedback, request)

@@ -29,6 +29,7 @@ from s2s_contract.tasks import (
 )
 from s2s_core.corpora import Turn
 from s2s_core.data import encode_context
+from s2s_core.tokenizer import Tokenizer
 from worker import metrics
 from worker.coalesce import Coalescer
 from worker.engine import Engine, LoadedModel
@@ -68,9 +69,14 @@ def context_turns(meta: dict[str, Any]) -> int:
     return int(meta.get("data", {}).get("context_turns", 3))
 
 
-def max_src_len(meta: dict[str, Any]) -> int:
-    """The model's encoder input limit in tokens; longer contexts lose their oldest."""
-    return int(meta.get("data", {}).get("max_src_len", 64))
+def encoder_input(
+    tokenizer: Tokenizer, meta: dict[str, Any], before: list[Turn], text: str
+) -> list[int]:
+    """The model's input for a user message after the turns ``before`` it: the last
+    ``context_turns`` turns, the message included, speaker-tagged and cut from the left to
+    the model's ``max_src_len`` tokens."""
+    window = [*before, Turn(text, "user")][-context_turns(meta) :]
+    return encode_context(tokenizer, window, int(meta.get("data", {}).get("max_src_len", 64)))
 
 
 class RedisPublisher:
@@ -133,7 +139,7 @@ class ReplyService:
         else:
             stored = found.answered
             if self.publisher is not None:  # a repeat re-publishes: delivery is at-least-once
-                self.publisher.publish([_event(req, stored)])
+                self.publisher.publish([reply_event(req, stored)])
         metrics.REPLIES.labels("new" if stored.created else "repeat").inc()
         return stored
 
@@ -143,9 +149,8 @@ class ReplyService:
         if self.publisher is not None and serving.version != self._announced:
             self.publisher.announce_model(model_summary(serving.version, serving.meta))
             self._announced = serving.version
-        turns = [Turn(text, speaker) for speaker, text in history] + [Turn(req.text, "user")]
-        turns = turns[-context_turns(serving.meta) :]
-        source = encode_context(serving.tokenizer, turns, max_src_len(serving.meta))
+        before = [Turn(text, speaker) for speaker, text in history]
+        source = encoder_input(serving.tokenizer, serving.meta, before, req.text)
         cfg = decode_config(req.style, serving.meta.get("decode"))
         decoded = self.engine.submit(source, cfg).result(timeout=DECODE_TIMEOUT_S)
         recent_bot = [text for speaker, text in history if speaker == "bot"]
@@ -196,7 +201,7 @@ class ReplyService:
         stored = self.store.store_exchanges([exchange for exchange, _ in items])
         if self.publisher is not None:
             self.publisher.publish(
-                [_event(req, s) for (_, req), s in zip(items, stored, strict=True)]
+                [reply_event(req, s) for (_, req), s in zip(items, stored, strict=True)]
             )
         return stored
 
@@ -216,7 +221,8 @@ class ReplyService:
             self.publisher.clear_context([req.chat_id])
 
 
-def _event(req: ReplyRequest, stored: StoredReply) -> ReplyEvent:
+def reply_event(req: ReplyRequest, stored: StoredReply) -> ReplyEvent:
+    """What the bot delivers: the stored reply to the request's message."""
     return ReplyEvent(
         chat_id=req.chat_id,
         message_id=req.message_id,

@@ -419,21 +419,18 @@ def _store_group(s: Session, group: list[Exchange]) -> dict[tuple[int, int], Sto
             )
         )
     }
-    fresh = [ex for key, ex in zip(keys, group, strict=True) if asked[key].id in created]
-    if fresh:
-        s.execute(
-            insert(Generation),
-            [
-                {"turn_id": answers[asked[(ex.chat_id, ex.message_id)].id].id}
-                | asdict(ex.generation)
-                for ex in fresh
-            ],
-        )
     stored = {}
     for key in keys:
         user_turn = asked[key].id
         answer = answers[user_turn]
         stored[key] = StoredReply(user_turn, answer.id, answer.text, user_turn in created)
+    generations = [
+        {"turn_id": stored[key].bot_turn_id} | asdict(ex.generation)
+        for key, ex in zip(keys, group, strict=True)
+        if stored[key].created
+    ]
+    if generations:
+        s.execute(insert(Generation), generations)
     return stored
 
 
