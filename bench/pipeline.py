@@ -20,6 +20,7 @@ matters, and an untrained model always decodes to ``max_len``.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -29,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +171,9 @@ def engine_closed_loop(model_dir: Path, rounds: list[list[list[int]]]) -> dict[s
     """The same closed loop (each chat sends, waits, sends again) straight into the worker's
     batching engine in this process: no Celery, Redis or database. What the pipeline adds
     beyond this is its own cost; what this adds beyond one bare batch is how replies that
-    arrive while a batch decodes wait for the next one."""
+    arrive while a batch decodes wait for the next one. Runs in a fresh process, as the
+    worker's engine does: this one's main thread ran torch, which would slow the engine's
+    inference thread (see bench/torch_threads.py)."""
     from worker.engine import Engine, default_source
 
     cfg = decode_config("varied")
@@ -270,7 +274,9 @@ def run(quick: bool = False) -> dict[str, Any]:
                 model, [[first_message] * row["chats"]] * (2 if quick else 3)
             )
             row["pipeline_overhead"] = row["p50_ms"] / row["bare_decode_ms"] - 1
-            row["engine_loop_p50_ms"] = engine_closed_loop(model_dir, rounds)["p50_ms"]
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
+                loop = fresh.submit(engine_closed_loop, model_dir, rounds).result()
+            row["engine_loop_p50_ms"] = loop["p50_ms"]
             row["overhead_vs_engine_loop"] = row["p50_ms"] / row["engine_loop_p50_ms"] - 1
     client.flushdb()
     return {

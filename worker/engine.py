@@ -6,6 +6,14 @@ gathers more for up to ``max_wait_ms`` or until ``max_batch``, groups them by de
 settings and decodes each group in one call. Each request gets its own result or its own
 exception. Between batches the thread asks (at most every ``reload_every_s``) which model
 version is active and swaps it in, so no request is dropped by a reload.
+
+The inference thread is the only one that runs torch: it loads the model too, also when
+another thread asks for it first. PyTorch's CPU build parallelises with libgomp, which
+gives every thread that runs a parallel region a team of helpers for as long as that thread
+lives; once a process has more such threads than cores, libgomp stops letting its helpers
+spin between regions, and a decode on these two cores takes 25-40% longer
+(``bench/decode.py``, ``torch_threads``). A model loaded by one of Celery's pool threads,
+which live as long as the worker, did exactly that.
 """
 
 from __future__ import annotations
@@ -58,6 +66,13 @@ class _Request:
     future: Future[Decoded] = field(default_factory=Future)
 
 
+@dataclass
+class _ModelRequest:
+    """Another thread's call for the serving model, answered by the inference thread."""
+
+    future: Future[LoadedModel] = field(default_factory=Future)
+
+
 def default_source(model_dir: Path) -> ActiveSource:
     """The checkpoint in ``model_dir``, identified by its weights."""
     if not model_dir.is_dir():
@@ -80,7 +95,7 @@ class Engine:
         self.source, self.device = source, resolve_device(device)
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
         self.reload_every_s = reload_every_s
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._queue: queue.Queue[_Request | _ModelRequest | None] = queue.Queue()
         self._model: LoadedModel | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
@@ -88,11 +103,14 @@ class Engine:
         self._last_batch, self._queued_after, self._last_busy = 0, 0, 0.0
 
     def loaded(self) -> LoadedModel:
-        """The serving model, loading it on first use."""
-        with self._lock:
-            if self._model is None:
-                self._model = self._load(*self.source())
-            return self._model
+        """The serving model; the inference thread loads it on first use."""
+        model = self._model
+        if model is not None:
+            return model
+        self._ensure_thread()
+        request = _ModelRequest()
+        self._queue.put(request)
+        return request.future.result()
 
     def submit(self, source: list[int], cfg: DecodeConfig) -> Future[Decoded]:
         self._ensure_thread()
@@ -143,7 +161,7 @@ class Engine:
         it waits ``max_wait_ms`` after each arrival, so a burst is taken whole while it keeps
         coming and a lone request waits only ``max_wait_ms``.
         """
-        first = self._queue.get()
+        first = self._take(None)
         if first is None:
             return None
         batch, cap = [first], time.monotonic() + self._cap()
@@ -153,10 +171,8 @@ class Engine:
         while len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
             try:
-                if remaining > 0 and (len(batch) < cohort or not under_load):
-                    item = self._queue.get(timeout=remaining)
-                else:
-                    item = self._queue.get_nowait()
+                waiting = remaining > 0 and (len(batch) < cohort or not under_load)
+                item = self._take(remaining if waiting else 0)
             except queue.Empty:
                 break
             if item is None:
@@ -167,9 +183,27 @@ class Engine:
                 deadline = min(cap, time.monotonic() + self.max_wait)
         return batch
 
+    def _take(self, timeout: float | None) -> _Request | None:
+        """The next queued request, or ``queue.Empty`` when none comes within ``timeout``
+        (``None``: wait for one). Calls for the model met on the way are answered here."""
+        while True:
+            item = self._queue.get(timeout=timeout)
+            if not isinstance(item, _ModelRequest):
+                return item
+            try:
+                item.future.set_result(self._serving())
+            except Exception as exc:  # e.g. a broken checkpoint: the caller's error
+                item.future.set_exception(exc)
+
+    def _serving(self) -> LoadedModel:
+        """The serving model, loading it first if there is none (inference thread only)."""
+        if self._model is None:
+            self._model = self._load(*self.source())
+        return self._model
+
     def _decode(self, cfg: DecodeConfig, requests: list[_Request]) -> None:
         try:
-            serving = self.loaded()
+            serving = self._serving()
             start = time.perf_counter()
             results = generate(serving.model, [r.source for r in requests], cfg)
             ms = (time.perf_counter() - start) * 1000
@@ -193,9 +227,7 @@ class Engine:
         try:
             version, path = self.source()
             if version != self._model.version:
-                fresh = self._load(version, path)
-                with self._lock:
-                    self._model = fresh
+                self._model = self._load(version, path)
         except Exception:
             log.exception("model reload failed; still serving %s", self._model.version[:12])
 

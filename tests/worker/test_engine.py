@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from s2s_core import DecodeConfig, Tokenizer, generate, load_checkpoint, save_checkpoint
+from s2s_core import (
+    CheckpointError,
+    DecodeConfig,
+    Tokenizer,
+    generate,
+    load_checkpoint,
+    save_checkpoint,
+)
 from tests.conftest import tiny_model
 from worker.engine import Decoded, Engine, default_source
 
@@ -54,6 +61,35 @@ def test_model_swaps_between_batches(tmp_path: Path, tiny_tokenizer: Tokenizer) 
     active["version"] = ("broken", tmp_path / "missing")  # a failed reload keeps serving
     assert engine.submit([5], GREEDY).result(timeout=30).version == "new"
     engine.close()
+
+
+def test_only_the_inference_thread_runs_torch(
+    checkpoint_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller asks for the model first, yet the inference thread loads it (a pool
+    thread that once ran torch slows every later decode; see the module docstring), and a
+    broken checkpoint is still the caller's error."""
+    import threading
+
+    import worker.engine
+
+    loaders: list[str] = []
+
+    def recording_load(*args: object, **kwargs: object) -> object:
+        loaders.append(threading.current_thread().name)
+        return load_checkpoint(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker.engine, "load_checkpoint", recording_load)
+    engine = Engine(default_source(checkpoint_dir), "cpu")
+    assert engine.loaded().tokenizer.vocab_size > 0
+    assert engine.submit([5], GREEDY).result(timeout=30).hypotheses
+    assert loaders == ["s2s-inference"]
+    engine.close()
+
+    broken = Engine(lambda: ("v", checkpoint_dir / "missing"), "cpu")
+    with pytest.raises(CheckpointError):
+        broken.loaded()
+    broken.close()
 
 
 def test_gathering_stops_once_the_last_cohort_is_back(checkpoint_dir: Path) -> None:
