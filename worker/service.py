@@ -158,6 +158,8 @@ class ReplyService:
         wait = (
             (time.time() - req.enqueued_at) * 1000 - decoded.decode_ms if req.enqueued_at else None
         )
+        if wait is not None:
+            metrics.QUEUE_WAIT.observe(max(wait, 0.0) / 1000)
         generation = GenerationInfo(
             model_version=decoded.version,
             decoding={**cfg.to_dict(), "chosen": choice.index},

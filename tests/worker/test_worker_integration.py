@@ -110,6 +110,7 @@ def test_concurrent_replies_are_stored_and_published_once(stack: dict) -> None:
         exposed = response.read().decode()
     assert 's2s_replies_total{outcome="new"} 200.0' in exposed
     assert "s2s_model_loaded 1.0" in exposed
+    assert "s2s_queue_wait_seconds_count 200.0" in exposed  # every payload had enqueued_at
 
 
 def test_duplicate_delivery_stores_and_publishes_one_reply(stack: dict) -> None:
