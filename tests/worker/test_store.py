@@ -264,3 +264,41 @@ def test_reply_lookups_read_turns_through_indexes(tmp_path: Path) -> None:
             scans = [row[-1] for row in plan if row[-1].startswith("SCAN turns")]
             assert not scans, (statement, plan)
     store.engine.dispose()
+
+
+def test_reply_lookups_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """On SQLite the lookups read a WAL snapshot: while another connection holds the write
+    lock they answer at once (a read beginning IMMEDIATE would sleep in SQLite's busy
+    handler until the writer commits) and do not see its uncommitted turns."""
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'reads.sqlite3'}"
+    upgrade(url)
+    store = DialogueStore(url)
+    store.store_exchanges([exchange(chat=1, message=1)])
+    writing, done = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:
+        with store.sessions() as s, s.begin():
+            s.execute(text("UPDATE turns SET text = 'edited' WHERE chat_id = 1"))
+            writing.set()
+            done.wait(timeout=30)
+
+    writer = threading.Thread(target=hold_the_write_lock)
+    writer.start()
+    assert writing.wait(timeout=10)
+    answers: list[Any] = []
+    reader = threading.Thread(
+        target=lambda: answers.append(
+            (store.find_replies([(1, 1)]), store.recent_context(1, 3), store.active_model())
+        )
+    )
+    reader.start()
+    reader.join(timeout=5)
+    done.set()
+    writer.join(timeout=30)
+    assert answers, "the lookups waited for the writer"
+    replies, context, _ = answers[0]
+    assert replies[(1, 1)].text == "hello"
+    assert context == [("user", "hi"), ("bot", "hello")]
+    store.engine.dispose()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Engine,
     ScalarSelect,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import Executable
 
 from worker.store.dialect import insert_ignore, insert_ignore_many
 from worker.store.engine import make_engine, make_sessionmaker
@@ -42,6 +45,7 @@ class DialogueStore:
     def __init__(self, engine: Engine | str) -> None:
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
         self.sessions = make_sessionmaker(self.engine)
+        self.reads = make_sessionmaker(self.engine, read_only=True)
 
     # -- replies -----------------------------------------------------------------------
 
@@ -73,19 +77,8 @@ class DialogueStore:
         """The stored replies to those of these (chat, message id) that were answered."""
         if not keys:
             return {}
-        asked = aliased(Turn)
-        with self.sessions() as s:
-            rows = s.execute(
-                select(
-                    asked.chat_id,
-                    asked.telegram_message_id,
-                    asked.id.label("user_turn"),
-                    Turn.id,
-                    Turn.text,
-                )
-                .join(asked, Turn.reply_to_id == asked.id)
-                .where(_any_message(asked, keys))
-            ).all()
+        with self.reads() as s:
+            rows = s.execute(_replies_query(len(set(keys))), _message_params(keys)).all()
         return {
             (r.chat_id, r.telegram_message_id): StoredReply(r.user_turn, r.id, r.text, False)
             for r in rows
@@ -102,23 +95,16 @@ class DialogueStore:
         found: dict[int, list[tuple[str, str]]] = {c: [] for c in chats}
         if not chats or n <= 0:
             return found
-        latest = [
-            select(Turn.chat_id, Turn.id, Turn.speaker, Turn.text)
-            .where(Turn.conversation_id == _open_conversation_id(chat))
-            .order_by(Turn.id.desc())
-            .limit(n)
-            .subquery()
-            for chat in chats
-        ]
-        with self.sessions() as s:
-            rows = s.execute(union_all(*(select(q) for q in latest))).all()
+        params = {f"chat_{i}": chat for i, chat in enumerate(chats)}
+        with self.reads() as s:
+            rows = s.execute(_recent_turns_query(len(chats), n), params).all()
         for row in sorted(rows, key=lambda r: r.id):
             found[row.chat_id].append((row.speaker, row.text))
         return found
 
     def last_message_id(self, chat_id: int) -> int:
         """The highest user message id stored for the chat (0 when none)."""
-        with self.sessions() as s:
+        with self.reads() as s:
             found = s.scalar(
                 select(func.max(Turn.telegram_message_id)).where(Turn.chat_id == chat_id)
             )
@@ -207,7 +193,7 @@ class DialogueStore:
             ]
             if speaker is not None:
                 conditions.append(Turn.speaker == speaker)
-            with self.sessions() as s:
+            with self.reads() as s:
                 ids = list(
                     s.scalars(
                         select(Turn.conversation_id)
@@ -232,7 +218,7 @@ class DialogueStore:
                 yield from _conversation_records(s, conversation_id, start, end, context_turns)
 
     def stats(self) -> dict[str, Any]:
-        with self.sessions() as s:
+        with self.reads() as s:
             day = func.date(Turn.created_at)
             per_day = s.execute(select(day, func.count()).group_by(day).order_by(day)).all()
             positive = func.sum(case((Feedback.value == 1, 1), else_=0))
@@ -291,7 +277,7 @@ class DialogueStore:
 
     def list_models(self) -> list[dict[str, Any]]:
         """Every registered version, newest first."""
-        with self.sessions() as s:
+        with self.reads() as s:
             rows = s.scalars(select(ModelVersion).order_by(ModelVersion.created_at.desc())).all()
             return [
                 {
@@ -307,32 +293,87 @@ class DialogueStore:
 
     def active_model(self) -> tuple[str, str] | None:
         """(version id, path) of the active model, if any."""
-        with self.sessions() as s:
+        with self.reads() as s:
             row = s.execute(
                 select(ModelVersion.id, ModelVersion.path).where(ModelVersion.status == "active")
             ).first()
             return (row.id, row.path) if row else None
 
 
-def _open_conversation_id(chat_id: int) -> ScalarSelect[int]:
+# The lookups' statements are built once per shape (how many chats or messages) with bound
+# values: building one costs more than running it, and a worker runs them for every group
+# of replies. Message i of a lookup binds chat_i and message_i; chat i binds chat_i.
+
+
+def _open_conversation_id(chat: ColumnElement[int]) -> ScalarSelect[int]:
     """The chat's open conversation as a scalar subquery: turns are then read through
     their (conversation, id) index, newest first, whatever the chat's age."""
     return (
         select(Conversation.id)
-        .where(Conversation.chat_id == chat_id, Conversation.ended_at.is_(None))
+        .where(Conversation.chat_id == chat, Conversation.ended_at.is_(None))
         .scalar_subquery()
     )
 
 
-def _any_message(turns: Any, keys: Sequence[tuple[int, int]]) -> ColumnElement[bool]:
-    """Turns that are one of these (chat, message id): OR-ed pairs, which both databases
-    answer from the unique index; SQLite scans the whole index for a row-value IN list."""
+def _any_message(turns: Any, count: int) -> ColumnElement[bool]:
+    """Turns that are one of ``count`` bound (chat, message id) pairs: OR-ed pairs, which
+    both databases answer from the unique index; SQLite scans the whole index for a
+    row-value IN list."""
     return or_(
         *(
-            and_(turns.chat_id == chat, turns.telegram_message_id == message)
-            for chat, message in sorted(set(keys))
+            and_(
+                turns.chat_id == bindparam(f"chat_{i}"),
+                turns.telegram_message_id == bindparam(f"message_{i}"),
+            )
+            for i in range(count)
         )
     )
+
+
+def _message_params(keys: Sequence[tuple[int, int]]) -> dict[str, int]:
+    params: dict[str, int] = {}
+    for i, (chat, message) in enumerate(sorted(set(keys))):
+        params[f"chat_{i}"], params[f"message_{i}"] = chat, message
+    return params
+
+
+@lru_cache(maxsize=128)
+def _replies_query(count: int) -> Executable:
+    """The bot turns that reply to any of ``count`` messages, with their user turns."""
+    asked = aliased(Turn, name="asked")
+    return (
+        select(
+            asked.chat_id,
+            asked.telegram_message_id,
+            asked.id.label("user_turn"),
+            Turn.id,
+            Turn.text,
+        )
+        .join(asked, Turn.reply_to_id == asked.id)
+        .where(_any_message(asked, count))
+    )
+
+
+@lru_cache(maxsize=128)
+def _asked_turns_query(count: int) -> Executable:
+    """The user turns of any of ``count`` messages."""
+    return select(Turn.id, Turn.conversation_id, Turn.chat_id, Turn.telegram_message_id).where(
+        _any_message(Turn, count)
+    )
+
+
+@lru_cache(maxsize=128)
+def _recent_turns_query(chats: int, n: int) -> Executable:
+    """Per chat, an index walk back from its newest turn to its last ``n``."""
+    latest = [
+        select(Turn.chat_id, Turn.id, Turn.speaker, Turn.text)
+        .where(Turn.conversation_id == _open_conversation_id(bindparam(f"chat_{i}")))
+        .order_by(Turn.id.desc())
+        .limit(n)
+        .subquery()
+        for i in range(chats)
+    ]
+    return union_all(*(select(q) for q in latest))
 
 
 def _chat_distinct_groups(exchanges: Sequence[Exchange]) -> list[list[Exchange]]:
@@ -387,11 +428,7 @@ def _store_group(s: Session, group: list[Exchange]) -> dict[tuple[int, int], Sto
     )
     asked = {
         (r.chat_id, r.telegram_message_id): r
-        for r in s.execute(
-            select(Turn.id, Turn.conversation_id, Turn.chat_id, Turn.telegram_message_id).where(
-                _any_message(Turn, keys)
-            )
-        )
+        for r in s.execute(_asked_turns_query(len(keys)), _message_params(keys))
     }
     created = set(
         insert_ignore_many(
@@ -425,7 +462,7 @@ def _store_group(s: Session, group: list[Exchange]) -> dict[tuple[int, int], Sto
         answer = answers[user_turn]
         stored[key] = StoredReply(user_turn, answer.id, answer.text, user_turn in created)
     generations = [
-        {"turn_id": stored[key].bot_turn_id} | asdict(ex.generation)
+        {"turn_id": stored[key].bot_turn_id} | vars(ex.generation)  # asdict would deep-copy
         for key, ex in zip(keys, group, strict=True)
         if stored[key].created
     ]
