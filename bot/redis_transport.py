@@ -22,6 +22,7 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from bot.transport import Delivery, TransportDown
+from s2s_contract.broker import TRANSPORT
 from s2s_contract.client import send_reply
 from s2s_contract.tasks import (
     CONTEXT_TURNS,
@@ -50,7 +51,12 @@ STYLE_TTL_S = 90 * 24 * 3600
 def sender(redis_url: str) -> Celery:
     """A Celery app that only sends tasks by name (the bot never imports the worker)."""
     app = Celery("s2s-bot", broker=redis_url)
-    app.conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True)
+    app.conf.update(
+        broker_transport=TRANSPORT,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+    )
     return app
 
 

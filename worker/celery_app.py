@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from s2s_contract.broker import TRANSPORT
 from s2s_contract.settings import Settings, get_settings
 from s2s_contract.tasks import INFERENCE_QUEUE, TASK_QUEUES
 
@@ -16,6 +17,7 @@ from s2s_contract.tasks import INFERENCE_QUEUE, TASK_QUEUES
 def create_app(settings: Settings) -> Celery:
     app = Celery("s2s", broker=settings.redis_url or "redis://127.0.0.1:6379/0")
     app.conf.update(
+        broker_transport=TRANSPORT,
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",

@@ -1,0 +1,38 @@
+"""The Celery broker transport every sender and worker uses: kombu's Redis transport, with
+one Redis client per channel instead of one per command.
+
+kombu builds a new ``redis.Redis`` for each command it sends outside its polling
+connection: every published task, every late acknowledgement, every prefetched task's
+entry in the unacked index. redis-py 8 fills a case-insensitive table of some 300 response
+callbacks in each client's constructor, about half a millisecond of CPU: more than the
+command itself, and on a worker all of it on the consumer thread, under the GIL that the
+reply threads need too. A client only wraps the connection pool and is safe to share
+between threads, so the channel keeps one (and builds a new one if kombu replaces its
+pool). Behaviour is otherwise kombu's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+
+# The value of Celery's ``broker_transport`` setting (the URL's scheme still names Redis).
+TRANSPORT = "s2s_contract.broker:Transport"
+
+
+class Channel(kombu_redis.Channel):
+    _shared_client: tuple[Any, Any] | None = None  # (the pool it wraps, the client)
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        if asynchronous:  # the polling connection: kombu already keeps that client
+            return super()._create_client(asynchronous=True)
+        pool = self.pool
+        shared = self._shared_client
+        if shared is None or shared[0] is not pool:
+            shared = self._shared_client = (pool, super()._create_client())
+        return shared[1]
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel

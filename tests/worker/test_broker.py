@@ -1,0 +1,54 @@
+"""The broker transport: kombu's Redis transport, with one client per channel."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+
+from bot.redis_transport import sender
+from s2s_contract.broker import Channel
+from s2s_contract.settings import Settings
+from worker.celery_app import create_app
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+pytestmark = pytest.mark.skipif(not REDIS_URL, reason="REDIS_URL not set")
+
+
+def test_worker_and_bot_use_it_and_a_channel_keeps_one_client() -> None:
+    url = REDIS_URL.rsplit("/", 1)[0] + "/13"
+    for app in (create_app(Settings(redis_url=url)), sender(url)):
+        with app.connection_for_write() as connection:
+            channel = connection.default_channel
+            assert isinstance(channel, Channel)
+            first = channel._create_client()
+            assert channel._create_client() is first
+            with channel.conn_or_acquire() as client:
+                assert client is first
+            channel._pool = None  # as kombu does when it drops its connections
+            fresh = channel._create_client()
+            assert fresh is not first and fresh.connection_pool is channel.pool
+            assert channel._create_client(asynchronous=True) is not fresh  # the poller's own
+
+
+def test_tasks_travel_through_it() -> None:
+    """Published, received and acknowledged through the channel's shared client."""
+    url = REDIS_URL.rsplit("/", 1)[0] + "/13"
+    raw = redis.Redis.from_url(url)
+    raw.flushdb()
+    app = create_app(Settings(redis_url=url))
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for i in range(3):
+            app.send_task("s2s.test", args=[i], queue="probe", connection=connection)
+        received = []
+        for _ in range(3):
+            message = channel.basic_get("probe", no_ack=False)
+            assert message is not None
+            received.append(message.decode()[0][0])
+            message.ack()
+        assert sorted(received) == [0, 1, 2]
+        assert channel.basic_get("probe") is None
+    assert raw.zcard("unacked_index") == 0  # every acknowledgement reached Redis
+    raw.flushdb()
