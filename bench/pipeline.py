@@ -177,7 +177,9 @@ def engine_closed_loop(model_dir: Path, rounds: list[list[list[int]]]) -> dict[s
     from worker.engine import Engine, default_source
 
     cfg = decode_config("varied")
-    engine = Engine(default_source(model_dir), "cpu", max_batch=32, max_wait_ms=10.0)
+    engine = Engine(
+        default_source(model_dir), "cpu", max_wait_ms=Settings().batch_max_wait_ms
+    )  # as the worker's
     engine.submit(rounds[0][0], cfg).result(timeout=300)  # load
     latencies: list[float] = []
     lock = threading.Lock()

@@ -29,10 +29,11 @@ class Settings(BaseSettings):
     device: str = "auto"
     # Seconds before Redis redelivers an unacknowledged task.
     broker_visibility_timeout: int = Field(default=3600, ge=1)
-    # Dynamic batching: most requests per generate() call, and how long the first one
-    # waits for company.
+    # Dynamic batching: most requests per generate() call, and how long an idle worker's
+    # first request waits for company it was not told about (requests whose context is
+    # being looked up are awaited anyway; under load the last batch's cohort is).
     batch_max_size: int = Field(default=32, ge=1)
-    batch_max_wait_ms: float = Field(default=10.0, ge=0)
+    batch_max_wait_ms: float = Field(default=2.0, ge=0)
     # Worker Prometheus metrics / health endpoint (0: off).
     metrics_port: int = Field(default=9464, ge=0, le=65535)
 

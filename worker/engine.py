@@ -22,8 +22,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,13 @@ class _Request:
     future: Future[Decoded] = field(default_factory=Future)
 
 
+class _Withdrawn:
+    """Queued when an announced request will not come: the batcher re-checks its wait."""
+
+
+_WITHDRAWN = _Withdrawn()
+
+
 @dataclass
 class _ModelRequest:
     """Another thread's call for the serving model, answered by the inference thread."""
@@ -89,18 +97,21 @@ class Engine:
         source: ActiveSource,
         device: str = "auto",
         max_batch: int = 32,
-        max_wait_ms: float = 10.0,
+        max_wait_ms: float = 2.0,
         reload_every_s: float = 2.0,
     ) -> None:
         self.source, self.device = source, resolve_device(device)
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
         self.reload_every_s = reload_every_s
-        self._queue: queue.Queue[_Request | _ModelRequest | None] = queue.Queue()
+        self._queue: queue.Queue[_Request | _ModelRequest | _Withdrawn | None] = queue.Queue()
         self._model: LoadedModel | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._last_batch, self._queued_after, self._last_busy = 0, 0, 0.0
+        self._coming = 0  # requests announced by their callers and not yet submitted
+        self._coming_lock = threading.Lock()
+        self._announced = threading.local()  # .active: this thread has one announced
 
     def loaded(self) -> LoadedModel:
         """The serving model; the inference thread loads it on first use."""
@@ -112,10 +123,32 @@ class Engine:
         self._queue.put(request)
         return request.future.result()
 
+    @contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Announces a request this thread is preparing (looking up its context), so an idle
+        batcher keeps its batch open for it instead of leaving without it. A ``submit`` in
+        the block delivers the announced request; leaving the block without one withdraws
+        the announcement."""
+        with self._coming_lock:
+            self._coming += 1
+        self._announced.active = True
+        try:
+            yield
+        finally:
+            if self._announced.active:
+                self._announced.active = False
+                with self._coming_lock:
+                    self._coming -= 1
+                self._queue.put(_WITHDRAWN)  # a batcher waiting for it stops waiting
+
     def submit(self, source: list[int], cfg: DecodeConfig) -> Future[Decoded]:
         self._ensure_thread()
         request = _Request(source, cfg)
         self._queue.put(request)
+        if getattr(self._announced, "active", False):  # queued first: never seen as gone
+            self._announced.active = False
+            with self._coming_lock:
+                self._coming -= 1
         return request.future
 
     def close(self) -> None:
@@ -158,10 +191,13 @@ class Engine:
         that miss a batch form a second cohort, and waiting only for the last batch's would
         keep the two alternating forever, each batch half full; waiting for both merges them
         into one batch, which then stays whole. Without a cohort (idle, or single requests)
-        it waits ``max_wait_ms`` after each arrival, so a burst is taken whole while it keeps
-        coming and a lone request waits only ``max_wait_ms``.
+        it waits while announced requests are on their way (see ``preparing``), and
+        ``max_wait_ms`` after each arrival for unannounced ones: a burst is taken whole
+        while it keeps coming, and a lone request waits only ``max_wait_ms``.
         """
         first = self._take(None)
+        while isinstance(first, _Withdrawn):
+            first = self._take(None)
         if first is None:
             return None
         batch, cap = [first], time.monotonic() + self._cap()
@@ -169,12 +205,16 @@ class Engine:
         under_load = cohort > 1
         deadline = cap if under_load else min(cap, time.monotonic() + self.max_wait)
         while len(batch) < self.max_batch:
-            remaining = deadline - time.monotonic()
+            if under_load:
+                until = deadline if len(batch) < cohort else 0.0
+            else:
+                until = cap if self._coming > 0 else deadline
             try:
-                waiting = remaining > 0 and (len(batch) < cohort or not under_load)
-                item = self._take(remaining if waiting else 0)
+                item = self._take(max(until - time.monotonic(), 0.0))
             except queue.Empty:
                 break
+            if isinstance(item, _Withdrawn):
+                continue
             if item is None:
                 self._queue.put(None)  # stop after this batch
                 break
@@ -183,9 +223,10 @@ class Engine:
                 deadline = min(cap, time.monotonic() + self.max_wait)
         return batch
 
-    def _take(self, timeout: float | None) -> _Request | None:
-        """The next queued request, or ``queue.Empty`` when none comes within ``timeout``
-        (``None``: wait for one). Calls for the model met on the way are answered here."""
+    def _take(self, timeout: float | None) -> _Request | _Withdrawn | None:
+        """The next queued request (or withdrawal), or ``queue.Empty`` when none comes
+        within ``timeout`` (``None``: wait for one). Calls for the model met on the way are
+        answered here."""
         while True:
             item = self._queue.get(timeout=timeout)
             if not isinstance(item, _ModelRequest):

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,10 +30,11 @@ from s2s_contract.tasks import (
 )
 from s2s_core.corpora import Turn
 from s2s_core.data import encode_context
+from s2s_core.decoding import DecodeConfig
 from s2s_core.tokenizer import Tokenizer
 from worker import metrics
 from worker.coalesce import Coalescer
-from worker.engine import Engine, LoadedModel
+from worker.engine import Decoded, Engine, LoadedModel
 from worker.replies import choose, decode_config
 from worker.store import DialogueStore, Exchange, GenerationInfo, StoredReply
 
@@ -132,10 +134,13 @@ class ReplyService:
 
     def reply(self, req: ReplyRequest) -> StoredReply:
         serving = self.engine.loaded()
-        turns = context_turns(serving.meta)
-        found = self._lookups.submit((req, turns)).result(timeout=STORE_TIMEOUT_S)
+        with self.engine.preparing():  # an idle batcher keeps its batch open for this one
+            lookup = self._lookups.submit((req, context_turns(serving.meta)))
+            found = lookup.result(timeout=STORE_TIMEOUT_S)
+            if found.answered is None:
+                cfg, decoding = self._decode(req, serving, found.history)
         if found.answered is None:
-            stored = self._answer(req, serving, found.history)
+            stored = self._finish(req, serving, found.history, cfg, decoding)
         else:
             stored = found.answered
             if self.publisher is not None:  # a repeat re-publishes: delivery is at-least-once
@@ -143,16 +148,27 @@ class ReplyService:
         metrics.REPLIES.labels("new" if stored.created else "repeat").inc()
         return stored
 
-    def _answer(
+    def _decode(
         self, req: ReplyRequest, serving: LoadedModel, history: list[tuple[str, str]]
-    ) -> StoredReply:
+    ) -> tuple[DecodeConfig, Future[Decoded]]:
         if self.publisher is not None and serving.version != self._announced:
             self.publisher.announce_model(model_summary(serving.version, serving.meta))
             self._announced = serving.version
         before = [Turn(text, speaker) for speaker, text in history]
         source = encoder_input(serving.tokenizer, serving.meta, before, req.text)
         cfg = decode_config(req.style, serving.meta.get("decode"))
-        decoded = self.engine.submit(source, cfg).result(timeout=DECODE_TIMEOUT_S)
+        return cfg, self.engine.submit(source, cfg)
+
+    def _finish(
+        self,
+        req: ReplyRequest,
+        serving: LoadedModel,
+        history: list[tuple[str, str]],
+        cfg: DecodeConfig,
+        decoding: Future[Decoded],
+    ) -> StoredReply:
+        """The decoded reply chosen among its n-best, stored and published."""
+        decoded = decoding.result(timeout=DECODE_TIMEOUT_S)
         recent_bot = [text for speaker, text in history if speaker == "bot"]
         choice = choose(decoded.hypotheses, serving.tokenizer, recent_bot)
         wait = (

@@ -159,3 +159,46 @@ def test_an_idle_engine_takes_a_burst_whole_while_it_keeps_coming(checkpoint_dir
     engine._queue.put(_Request([5], GREEDY))
     lone = engine._gather()
     assert lone is not None and len(lone) == 1
+
+
+def test_an_idle_engine_waits_for_announced_requests_only(checkpoint_dir: Path) -> None:
+    """With max_wait_ms near zero, a request announced while its caller prepares it still
+    joins the batch; a withdrawn announcement ends the wait at once, not at the cap."""
+    import threading
+    import time
+
+    from worker.engine import _Request
+
+    engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=16, max_wait_ms=1)
+    engine._last_busy = 80.0  # a cap of 20 s: far longer than the lookup below
+    announced = threading.Event()
+
+    def prepare_then(submit: bool) -> None:
+        with engine.preparing():
+            announced.set()
+            time.sleep(0.3)  # the context lookup
+            if submit:
+                engine.submit([6], GREEDY)
+
+    caller = threading.Thread(target=prepare_then, args=(True,), daemon=True)
+    caller.start()
+    assert announced.wait(timeout=10)
+    engine._queue.put(_Request([5], GREEDY))
+    batch = engine._gather()
+    assert batch is not None and [r.source for r in batch] == [[5], [6]]
+    caller.join()
+
+    announced.clear()
+    caller = threading.Thread(target=prepare_then, args=(False,), daemon=True)
+    caller.start()
+    assert announced.wait(timeout=10)
+    engine._queue.put(_Request([5], GREEDY))
+    start = time.monotonic()
+    batch = engine._gather()
+    assert batch is not None and len(batch) == 1
+    assert time.monotonic() - start < 5  # back with the withdrawal, long before the cap
+    caller.join()
+
+    engine._queue.put(_Request([5], GREEDY))  # nothing announced: max_wait_ms only
+    lone = engine._gather()
+    assert lone is not None and len(lone) == 1
