@@ -56,6 +56,16 @@ def service() -> ReplyService:
         return _service
 
 
+def open_redis_connections(client: redis.Redis, count: int) -> None:
+    """Opens the connections the reply threads will hold at once, before the first burst:
+    opened then, one per thread as the burst arrives, they cost redis-py ~2 ms of CPU each
+    under the GIL that the burst's replies need, and the burst reached the batcher split."""
+    pool = client.connection_pool
+    connections = [pool.get_connection() for _ in range(count)]
+    for connection in connections:
+        pool.release(connection)
+
+
 def redis_client() -> redis.Redis:
     service()
     if _redis is None:

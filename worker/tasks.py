@@ -68,8 +68,14 @@ def _run(task: Task, action: Callable[[], Any]) -> Any:
 
 
 @worker_ready.connect
-def _serve_metrics(**_: Any) -> None:
+def _on_ready(sender: Any = None, **_: Any) -> None:
     metrics.serve(get_settings().metrics_port)
+    threads = getattr(getattr(sender, "pool", None), "limit", None)
+    if threads:
+        try:
+            runtime.open_redis_connections(runtime.redis_client(), int(threads))
+        except RedisConnectionError as exc:  # the tasks retry; their threads connect later
+            log.warning("could not open Redis connections ahead: %s", exc)
 
 
 @app.task(name=REPLY_TASK, bind=True)
