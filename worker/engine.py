@@ -18,6 +18,7 @@ which live as long as the worker, did exactly that.
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -276,4 +277,14 @@ class Engine:
         model, tokenizer, meta = load_checkpoint(path, self.device)
         metrics.MODEL_LOADED.set(1)
         log.info("serving model %s from %s on %s", version[:12], path, self.device)
+        _freeze_the_heap()
         return LoadedModel(version, model, tokenizer, meta)
+
+
+def _freeze_the_heap() -> None:
+    """Moves what the process holds once it serves (torch, SQLAlchemy, Celery, the model)
+    out of the garbage collector's reach. Left in, every full collection walked all of it:
+    ~100 ms with every thread stopped, once per ~200 replies, which split the batch it
+    fell into. Replies' own objects are collected as before."""
+    gc.collect()
+    gc.freeze()

@@ -202,3 +202,18 @@ def test_an_idle_engine_waits_for_announced_requests_only(checkpoint_dir: Path) 
     engine._queue.put(_Request([5], GREEDY))  # nothing announced: max_wait_ms only
     lone = engine._gather()
     assert lone is not None and len(lone) == 1
+
+
+def test_loading_a_model_freezes_the_heap(checkpoint_dir: Path) -> None:
+    """What the process holds once it serves is out of the collector's reach, so a full
+    collection no longer walks it all (it stopped every thread for ~100 ms)."""
+    import gc
+
+    gc.unfreeze()
+    engine = Engine(default_source(checkpoint_dir), "cpu")
+    try:
+        engine.loaded()
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        engine.close()
+        gc.unfreeze()
