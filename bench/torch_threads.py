@@ -31,13 +31,10 @@ from typing import Any
 import torch
 
 from s2s_core import Seq2Seq, generate, load_checkpoint
-from s2s_core.decoding import DecodeConfig
+from worker.replies import decode_config
 
 CASES = ("main_thread", "one_thread", "loaded_by_a_live_thread")
-# The reply style "varied" (worker.replies), without importing the worker.
-VARIED = DecodeConfig(
-    beam_size=6, n_best=6, diversity="hamming", num_groups=3, max_len=32, no_repeat_ngram=3
-)
+VARIED = decode_config("varied")  # the worker's default reply style
 
 
 def decode_ms(model: Seq2Seq, rounds: int) -> float:
@@ -97,7 +94,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     return {
         "benchmark": "torch_threads",
         "batch": 32,
-        "decode": "varied (diversity-penalized beam 6, 32 steps)",
+        "decode": VARIED.to_dict(),
         "torch_threads": torch.get_num_threads(),
         "decode_ms": ms,
         "one_thread_vs_main": ms["one_thread"] / ms["main_thread"],

@@ -11,9 +11,9 @@ The inference thread is the only one that runs torch: it loads the model too, al
 another thread asks for it first. PyTorch's CPU build parallelises with libgomp, which
 gives every thread that runs a parallel region a team of helpers for as long as that thread
 lives; once a process has more such threads than cores, libgomp stops letting its helpers
-spin between regions, and a decode on these two cores takes 25-40% longer
-(``bench/decode.py``, ``torch_threads``). A model loaded by one of Celery's pool threads,
-which live as long as the worker, did exactly that.
+spin between regions, and a batch-32 decode on two cores takes 23% longer
+(``bench/torch_threads.py``). A model loaded by one of Celery's pool threads, which live as
+long as the worker, did exactly that.
 """
 
 from __future__ import annotations
@@ -136,21 +136,24 @@ class Engine:
         try:
             yield
         finally:
-            if self._announced.active:
-                self._announced.active = False
-                with self._coming_lock:
-                    self._coming -= 1
+            if self._end_announcement():
                 self._queue.put(_WITHDRAWN)  # a batcher waiting for it stops waiting
 
     def submit(self, source: list[int], cfg: DecodeConfig) -> Future[Decoded]:
         self._ensure_thread()
         request = _Request(source, cfg)
         self._queue.put(request)
-        if getattr(self._announced, "active", False):  # queued first: never seen as gone
-            self._announced.active = False
-            with self._coming_lock:
-                self._coming -= 1
+        self._end_announcement()  # after queueing it: never seen as gone
         return request.future
+
+    def _end_announcement(self) -> bool:
+        """Ends this thread's announcement, if it has one (True then)."""
+        if not getattr(self._announced, "active", False):
+            return False
+        self._announced.active = False
+        with self._coming_lock:
+            self._coming -= 1
+        return True
 
     def close(self) -> None:
         if self._thread is not None:
