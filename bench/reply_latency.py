@@ -5,6 +5,10 @@ beside greedy decoding (the cheapest search) measured in the same run; prints JS
 
 Each context is a test-split source decoded alone (batch of one) with the product's decoding
 settings (worker/replies.py), so the numbers are what `make chat` spends per line on this CPU.
+When the checkpoint carries a backward model, each style with an n-best is also timed with
+MMI reranking (decode + one backward scoring call, as the worker runs them), and the
+``varied`` style once more at batch 32 with and without it: ``mmi_overhead`` is the added
+share of the decode time, from runs interleaved in the same process.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import argparse
 import json
 import statistics
 import time
+from typing import Any
 
 import torch
 
-from s2s_core import DecodeConfig, generate, load_checkpoint
+from s2s_core import DecodeConfig, Seq2Seq, generate, load_checkpoint
 from s2s_core.data import encode_context
+from s2s_core.mmi import MMIConfig, load_backward, mmi_rerank
 from s2s_core.recipe import DataConfig, load_split
 from worker.replies import STYLES, decode_config
 
@@ -39,23 +45,59 @@ def main() -> None:
     configs = {"greedy": DecodeConfig.from_dict(greedy)}
     configs |= {style: decode_config(style, meta.get("decode")) for style in STYLES}
     generate(model, sources[:2], configs["greedy"])  # warm-up
-    result: dict[str, object] = {"model": args.model, "contexts": len(sources)}
+    messages = [tokenizer.encode(ex.context[-1].text) for ex in examples]
+    backward = load_backward(args.model, tokenizer, meta)
+    result: dict[str, Any] = {"model": args.model, "contexts": len(sources)}
     for name, cfg in configs.items():
-        seconds = []
-        for source in sources:
-            start = time.perf_counter()
-            generate(model, [source], cfg)
-            seconds.append(time.perf_counter() - start)
-        seconds.sort()
-        result[name] = {
-            "p50_ms": round(1000 * statistics.median(seconds), 1),
-            "p90_ms": round(1000 * seconds[int(0.9 * (len(seconds) - 1))], 1),
-            "max_ms": round(1000 * seconds[-1], 1),
-        }
-    greedy_p50 = result["greedy"]["p50_ms"]  # type: ignore[index]
+        plain, with_mmi = [], []
+        for source, message in zip(sources, messages, strict=True):
+            plain.append(_timed(model, [source], [message], cfg, None))
+            if backward and cfg.n_best > 1:
+                with_mmi.append(_timed(model, [source], [message], cfg, backward))
+        result[name] = _summary(plain)
+        if with_mmi:
+            result[name]["with_mmi"] = _summary(with_mmi)
+            result[name]["mmi_overhead"] = round(
+                statistics.median(with_mmi) / statistics.median(plain) - 1, 3
+            )
+    greedy_p50 = result["greedy"]["p50_ms"]
     for style in STYLES:
-        result[style]["vs_greedy"] = round(result[style]["p50_ms"] / greedy_p50, 2)  # type: ignore[index]
+        result[style]["vs_greedy"] = round(result[style]["p50_ms"] / greedy_p50, 2)
+    if backward and len(sources) >= 32:
+        cfg = configs["varied"]
+        plain, with_mmi = [], []
+        for _ in range(5):
+            plain.append(_timed(model, sources[:32], messages[:32], cfg, None))
+            with_mmi.append(_timed(model, sources[:32], messages[:32], cfg, backward))
+        result["varied_batch32"] = {
+            "p50_ms": round(1000 * statistics.median(plain), 1),
+            "with_mmi_p50_ms": round(1000 * statistics.median(with_mmi), 1),
+            "mmi_overhead": round(statistics.median(with_mmi) / statistics.median(plain) - 1, 3),
+        }
     print(json.dumps(result, indent=2))
+
+
+def _timed(
+    model: Seq2Seq,
+    sources: list[list[int]],
+    messages: list[list[int]],
+    cfg: DecodeConfig,
+    backward: tuple[Seq2Seq, MMIConfig] | None,
+) -> float:
+    start = time.perf_counter()
+    nbest = generate(model, sources, cfg)
+    if backward is not None:
+        mmi_rerank(backward[0], messages, nbest, backward[1])
+    return time.perf_counter() - start
+
+
+def _summary(seconds: list[float]) -> dict[str, Any]:
+    seconds = sorted(seconds)
+    return {
+        "p50_ms": round(1000 * statistics.median(seconds), 1),
+        "p90_ms": round(1000 * seconds[int(0.9 * (len(seconds) - 1))], 1),
+        "max_ms": round(1000 * seconds[-1], 1),
+    }
 
 
 if __name__ == "__main__":

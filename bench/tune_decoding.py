@@ -6,6 +6,16 @@ top replies, the first replies).
 
 Every setting shares the product's reply presets (worker/replies.py: max_len, min_len,
 no_repeat_ngram) and a beam of 6, so only the search differs.
+
+    python bench/tune_decoding.py MODEL_DIR --mmi [--write]
+
+tunes MMI reranking instead: the ``varied`` n-best of each validation context is decoded
+once and scored once by the checkpoint's backward model; every (weight, length_bonus) of
+the grid then reorders it, the product's choice picks the reply, and a line reports the
+quality rates and response-selection relevance. The best setting (highest relevance among
+those with distinct replies >= 80% and sign-off, greeting and repetition rates <= 5%) is
+printed last; ``--write`` stores it as ``mmi`` in the checkpoint's metrics.json, where the
+worker, ``s2s chat``, ``s2s eval`` and replay read it.
 """
 
 from __future__ import annotations
@@ -13,10 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from s2s_core import DecodeConfig, load_checkpoint
-from s2s_core.evaluate import evaluate_generation
+from s2s_core import DecodeConfig, generate, load_checkpoint
+from s2s_core.choice import choose
+from s2s_core.data import encode_context
+from s2s_core.evaluate import evaluate_generation, text_metrics
+from s2s_core.mmi import Reranked, load_backward, mmi_rerank
 from s2s_core.recipe import DataConfig, load_split
 from worker.replies import decode_config
 
@@ -32,12 +47,92 @@ GRID: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+MMI_WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+MMI_LENGTH_BONUS = (0.0, 0.02, 0.05, 0.1)
+
+
+def tune_mmi(args: argparse.Namespace) -> None:
+    model, tokenizer, meta = load_checkpoint(args.model)
+    backward = load_backward(args.model, tokenizer, meta)
+    if backward is None:
+        raise SystemExit(f"{args.model} carries no backward model (backward/)")
+    data = DataConfig(**meta["data"])
+    examples = load_split(data, args.split)[: args.limit]
+    cfg = decode_config("varied", meta.get("decode"))
+    sources = [encode_context(tokenizer, ex.context, data.max_src_len) for ex in examples]
+    messages = [tokenizer.encode(ex.context[-1].text) for ex in examples]
+    start = time.perf_counter()
+    scored = []  # per example: (hypothesis, forward, backward) for each candidate
+    for i in range(0, len(sources), 64):
+        nbest = generate(model, sources[i : i + 64], cfg)
+        neutral = replace(backward[1], weight=0.0, length_bonus=0.0)
+        for ranked in mmi_rerank(backward[0], messages[i : i + 64], nbest, neutral):
+            scored.append([(r.hypothesis, r.forward, r.backward) for r in ranked])
+    print(json.dumps({"decoded_and_scored_s": round(time.perf_counter() - start, 1)}))
+    results = []
+    for weight in MMI_WEIGHTS:
+        for bonus in MMI_LENGTH_BONUS:
+            if weight == 0.0 and bonus:
+                continue
+            texts = []
+            for ex, cands in zip(examples, scored, strict=True):
+                ranked = sorted(
+                    (
+                        Reranked(h, f, b, (1 - weight) * f + weight * b + bonus * len(h.tokens))
+                        for h, f, b in cands
+                    ),
+                    key=lambda r: -r.score,
+                )
+                recent = [t.text for t in ex.context if t.speaker == "bot"]
+                texts.append(choose(ranked, tokenizer, ex.context[-1].text, recent).text)
+            row = {
+                "weight": weight,
+                "length_bonus": bonus,
+                **_rounded(text_metrics(examples, texts)),
+            }
+            row["first_replies"] = texts[:3]
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    fit = [r for r in results if _acceptable(r)] or results
+    best = max(fit, key=lambda r: r["relevance"]["hits@1/10"])
+    chosen = {"weight": best["weight"], "length_bonus": best["length_bonus"]}
+    print(json.dumps({"best": chosen, "hits@1/10": best["relevance"]["hits@1/10"]}))
+    if args.write:
+        path = Path(args.model) / "metrics.json"
+        meta["mmi"] = {**chosen, "tuned_on": f"{args.split}[:{args.limit}]"}
+        path.write_text(json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def _acceptable(row: dict[str, Any]) -> bool:
+    return row["distinct_replies"] >= 0.8 and all(
+        row[k] <= 0.05
+        for k in ("sign_off_rate", "greeting_to_non_greeting_rate", "repetition_rate")
+    )
+
+
+def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            out[key] = round(value, 4)
+        elif isinstance(value, dict):
+            out[key] = _rounded(value)
+        elif key != "distinct_scope":
+            out[key] = value
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", help="checkpoint folder")
     parser.add_argument("--split", default="valid", help="train | valid | test")
     parser.add_argument("--limit", type=int, default=200, help="first N pairs of the split")
+    parser.add_argument("--mmi", action="store_true", help="tune MMI reranking instead")
+    parser.add_argument("--write", action="store_true", help="--mmi: store the best setting")
     args = parser.parse_args()
+    if args.mmi:
+        tune_mmi(args)
+        return
     model, tokenizer, meta = load_checkpoint(args.model)
     data = DataConfig(**meta["data"])
     examples = load_split(data, args.split)[: args.limit]
@@ -48,7 +143,7 @@ def main() -> None:
             settings["num_groups"] = None
         cfg = DecodeConfig.from_dict(settings)
         start = time.perf_counter()
-        r = evaluate_generation(model, tokenizer, examples, data, cfg)
+        r = evaluate_generation(model, tokenizer, examples, data, cfg, relevance=False)
         print(
             json.dumps(
                 {

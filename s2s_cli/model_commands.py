@@ -38,6 +38,20 @@ def train(
     mix_with: Annotated[
         str, typer.Option(help="Corpus mixed into --data: chitchat (or a synthetic task).")
     ] = "chitchat",
+    clean: Annotated[
+        bool,
+        typer.Option(help="chitchat: cut closers and out-of-place greetings from targets."),
+    ] = True,
+    persona: Annotated[
+        bool, typer.Option(help="chitchat: mix in the bot's answers about itself.")
+    ] = True,
+    direction: Annotated[
+        str,
+        typer.Option(help="forward (context -> reply) | backward (reply -> message, for MMI)."),
+    ] = "forward",
+    tokenizer_from: Annotated[
+        Path | None, typer.Option(help="Reuse this checkpoint's tokenizer (backward models).")
+    ] = None,
     cell: Annotated[str, typer.Option(help="lstm | gru")] = "lstm",
     attention: Annotated[str, typer.Option(help="none | luong")] = "none",
     bidirectional: Annotated[bool, typer.Option(help="Bidirectional encoder.")] = False,
@@ -86,6 +100,9 @@ def train(
                 limit=limit,
                 mix=mix,
                 mix_with=mix_with,
+                clean=clean and task == "chitchat",
+                persona=persona and task == "chitchat",
+                direction=direction,
             )
             model_options = {
                 "emb_dim": emb_dim,
@@ -115,7 +132,9 @@ def train(
                 threads=threads,
             )
             command = command_line(ctx)
-            trainer = new_run(out, data_cfg, model_options, train_cfg, device, init_from, command)
+            trainer = new_run(
+                out, data_cfg, model_options, train_cfg, device, init_from, command, tokenizer_from
+            )
         trainer.show_progress = progress
     except (ValueError, OSError) as exc:
         fail(str(exc))
@@ -134,31 +153,90 @@ def evaluate(
             "or a reply style (focused, varied, playful)."
         ),
     ] = "ppl",
+    messages: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead of the split: a file of single messages (one per line, # comments), "
+            "each answered in a fresh conversation."
+        ),
+    ] = None,
+    mmi: Annotated[
+        bool, typer.Option(help="Rerank n-best lists with the checkpoint's backward model.")
+    ] = True,
+    relevance: Annotated[
+        bool, typer.Option(help="Response-selection relevance (needs the eval extra).")
+    ] = True,
+    avoid_defects: Annotated[
+        bool,
+        typer.Option(help="The n-best choice passes over sign-offs, greetings, repetitions."),
+    ] = True,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
-    """Perplexity and, per decoding strategy, BLEU / distinct-n / length, as JSON."""
+    """Perplexity and, per decoding strategy, the replies the product would send with BLEU,
+    distinct-n, sign-off / greeting / repetition / copy rates and relevance, as JSON; the
+    human references get the same measures."""
     from s2s_core.checkpoint import load_checkpoint
-    from s2s_core.evaluate import evaluate_generation, evaluate_perplexity
+    from s2s_core.cleaning import clean_examples
+    from s2s_core.evaluate import evaluate_generation, evaluate_perplexity, text_metrics
+    from s2s_core.mmi import load_backward
     from s2s_core.recipe import DataConfig, load_split
+    from s2s_core.relevance import RelevanceUnavailable
 
     try:
         net, tokenizer, meta = load_checkpoint(model, device)
+        backward = load_backward(model, tokenizer, meta, device) if mmi else None
         data = DataConfig(**meta.get("data", {}))
         names = [s.strip() for s in strategies.split(",") if s.strip()]
         configs = {n: decode_config_from_options(n, meta) for n in names if n != "ppl"}
-        examples = load_split(data, split)[:limit]
+        examples = read_messages(messages) if messages else load_split(data, split)[:limit]
     except (ValueError, OSError, TypeError) as exc:
         fail(str(exc))
-    result: dict[str, Any] = {"model": str(model), "split": split, "pairs": len(examples)}
-    if "ppl" in names:
-        result["perplexity"] = evaluate_perplexity(net, tokenizer, examples, data)
-    for name, cfg in configs.items():
-        result[name] = evaluate_generation(net, tokenizer, examples, data, cfg, progress=True)
+    source = str(messages) if messages else split
+    result: dict[str, Any] = {"model": str(model), "split": source, "pairs": len(examples)}
+    try:
+        if "ppl" in names and not messages:
+            result["perplexity"] = evaluate_perplexity(net, tokenizer, examples, data)
+            cleaned, _ = clean_examples(examples)
+            result["perplexity_clean_targets"] = {
+                **evaluate_perplexity(net, tokenizer, cleaned, data),
+                "pairs": len(cleaned),
+            }
+        if configs and not messages:
+            texts = [ex.response for ex in examples]
+            result["references"] = text_metrics(examples, texts, relevance)
+        for name, cfg in configs.items():
+            result[name] = evaluate_generation(
+                net,
+                tokenizer,
+                examples,
+                data,
+                cfg,
+                backward,
+                progress=True,
+                relevance=relevance,
+                avoid_defects=avoid_defects,
+            )
+            if messages:
+                result[name].pop("bleu")
+    except RelevanceUnavailable as exc:
+        fail(f"{exc}, or pass --no-relevance")
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if output:
         output.write_text(text)
     typer.echo(text)
+
+
+def read_messages(path: Path) -> list[Any]:
+    """One opener per line (blank lines and ``#`` comments skipped), each the whole context
+    of a fresh conversation, with no reference reply."""
+    from s2s_core.corpora import Example, Turn
+
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    found = [Example((Turn(line, "user"),), "") for line in lines if line and line[0] != "#"]
+    if not found:
+        raise ValueError(f"{path}: no messages (one per line)")
+    return found
 
 
 def generate(

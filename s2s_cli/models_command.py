@@ -86,24 +86,41 @@ def export(
     model: Annotated[Path, typer.Argument(help="Checkpoint folder to export.")],
     out: Annotated[Path, typer.Argument(help="New checkpoint folder.")],
     dtype: Annotated[str, typer.Option(help="float16 | bfloat16 | float32")] = "float16",
+    backward: Annotated[
+        Path | None,
+        typer.Option(
+            help="Backward model p(message | reply) to ship for MMI reranking (default: the "
+            "one MODEL carries, if any). It must share MODEL's tokenizer."
+        ),
+    ] = None,
 ) -> None:
     """Copy a checkpoint with its weights cast to DTYPE: float16 ships at half the size."""
     import shutil
 
     from s2s_core.checkpoint import DTYPES, load_checkpoint, save_checkpoint
+    from s2s_core.mmi import BACKWARD_DIR
 
     if dtype not in DTYPES:
         fail(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if out.resolve() == model.resolve():
         fail("export needs a different output folder than the checkpoint it reads")
+    backward = backward or (model / BACKWARD_DIR if (model / BACKWARD_DIR).is_dir() else None)
     try:
         net, tokenizer, meta = load_checkpoint(model)
+        if backward is not None:
+            back, back_tokenizer, back_meta = load_checkpoint(backward)
+            if back_tokenizer.vocabulary() != tokenizer.vocabulary():
+                fail(
+                    f"{backward} has another tokenizer than {model}: train it with "
+                    f"--tokenizer-from {model}"
+                )
+            save_checkpoint(out / BACKWARD_DIR, back, back_tokenizer, back_meta, dtype)
         save_checkpoint(out, net, tokenizer, {**meta, "exported_from": str(model)}, dtype)
         if (model / "loss_curve.png").is_file():
             shutil.copy2(model / "loss_curve.png", out / "loss_curve.png")
     except (ValueError, OSError) as exc:
         fail(str(exc))
-    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     typer.echo(json.dumps({"out": str(out), "dtype": dtype, "bytes": size}))
 
 

@@ -78,11 +78,17 @@ def _atomic(path: Path, write: Any) -> None:
 
 
 def weights_digest(directory: str | Path) -> str:
-    """A checkpoint's identity: the sha256 of its weights file (the model registry's id)."""
+    """A checkpoint's identity (the model registry's id): the sha256 of its weights file,
+    and of its backward model's (``backward/``, MMI reranking) when it carries one, since
+    that changes the replies too."""
     digest = hashlib.sha256()
-    with open(Path(directory) / "model.safetensors", "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    files = [Path(directory) / "model.safetensors"]
+    backward = Path(directory) / "backward" / "model.safetensors"
+    files += [backward] if backward.is_file() else []
+    for path in files:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 

@@ -88,6 +88,27 @@ def chitchat_examples(split: str, context_turns: int = 3, seed: int = 13) -> lis
     return [ex for turns in dialogues for ex in dialogue_examples(turns, context_turns)]
 
 
+DIRECTIONS = ("forward", "backward")
+
+
+def backward_example(example: Example) -> Example:
+    """The pair turned around for a backward model p(message | reply) (MMI reranking): the
+    reply, spoken by the bot, is the source; the message it answered is the target."""
+    return Example((Turn(example.response, "bot"),), example.context[-1].text)
+
+
+def persona_examples(repeat: int = 20) -> list[Example]:
+    """The bot's answers to questions about itself (``resources/persona.tsv``), each pair
+    ``repeat`` times, so a few dozen pairs weigh enough among 120k to be learned."""
+    source = resources.files("s2s_core").joinpath("resources/persona.tsv")
+    pairs = []
+    for line in source.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            question, answer = line.split("\t")
+            pairs.append(Example((Turn(question, "user"),), answer))
+    return pairs * repeat
+
+
 def read_tsv(path: str | Path) -> list[Example]:
     """Parallel ``source<TAB>target`` lines; a malformed line is an error naming its number."""
     examples = []

@@ -1,22 +1,30 @@
-"""Evaluation of a checkpoint on a split: perplexity, and per decoding strategy BLEU,
-corpus-level distinct-1/2, mean length and the share of distinct replies."""
+"""Evaluation of a checkpoint on a split: perplexity, and per decoding strategy the replies
+the product would send (MMI and the n-best choice included) with BLEU, corpus-level
+distinct-1/2, mean length, distinct replies, sign-off / greeting / repetition / copy rates
+and response-selection relevance."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from tqdm import tqdm
 
+from s2s_core.choice import choose
 from s2s_core.corpora import Example
 from s2s_core.data import PairDataset, encode_context
-from s2s_core.decoding import DecodeConfig, generate
+from s2s_core.decoding import DecodeConfig, Hypothesis, generate
 from s2s_core.metrics import corpus_bleu, distinct_n, distinct_reply_share, perplexity
+from s2s_core.mmi import MMIConfig, Reranked, mmi_rerank
 from s2s_core.model import Seq2Seq
+from s2s_core.quality import quality_rates
 from s2s_core.recipe import DataConfig
-from s2s_core.special import EOS_ID
+from s2s_core.relevance import response_selection
 from s2s_core.tokenizer import Tokenizer
 from s2s_core.train import evaluate_loss
+
+DISTRACTORS = 9  # relevance: each reply against the replies to 9 other contexts
 
 
 def evaluate_perplexity(
@@ -28,22 +36,59 @@ def evaluate_perplexity(
     return {"loss": loss, "perplexity": perplexity(loss), "tokens": dataset.target_tokens()}
 
 
-def decode_examples(
+def reply_texts(
     model: Seq2Seq,
     tokenizer: Tokenizer,
     examples: Sequence[Example],
     data: DataConfig,
     cfg: DecodeConfig,
+    backward: tuple[Seq2Seq, MMIConfig] | None = None,
     batch_size: int = 64,
     progress: bool = False,
-) -> list[list[int]]:
-    """The best hypothesis' tokens (``<eos>`` dropped) for each example's context."""
+    avoid_defects: bool = True,
+) -> list[str]:
+    """The reply the product would send for each example's context: the n-best of ``cfg``,
+    reranked by MMI when ``backward`` is given and there is more than one candidate, then
+    the worker's own choice (``s2s_core.choice``)."""
     sources = [encode_context(tokenizer, ex.context, data.max_src_len) for ex in examples]
-    outputs: list[list[int]] = []
+    messages = [tokenizer.encode(ex.context[-1].text) for ex in examples]
+    texts: list[str] = []
     for start in tqdm(range(0, len(sources), batch_size), disable=not progress, desc=cfg.strategy):
-        for hyps in generate(model, sources[start : start + batch_size], cfg):
-            outputs.append([t for t in hyps[0].tokens if t != EOS_ID])
-    return outputs
+        decoded = generate(model, sources[start : start + batch_size], cfg)
+        nbest: Sequence[Sequence[Hypothesis | Reranked]] = decoded
+        if backward is not None and cfg.n_best > 1:
+            chunk = messages[start : start + batch_size]
+            nbest = mmi_rerank(backward[0], chunk, decoded, backward[1])
+        for ex, candidates in zip(examples[start : start + batch_size], nbest, strict=True):
+            recent_bot = [t.text for t in ex.context if t.speaker == "bot"]
+            message = ex.context[-1].text
+            choice = choose(candidates, tokenizer, message, recent_bot, avoid_defects)
+            texts.append(choice.text)
+    return texts
+
+
+def text_metrics(
+    examples: Sequence[Example], texts: Sequence[str], relevance: bool = True
+) -> dict[str, Any]:
+    """What a reader sees in ``texts`` as replies to ``examples``: BLEU against the
+    references, corpus-level distinct-n, distinct replies, length, the quality rates of
+    ``s2s_core.quality`` and, with ``relevance``, response-selection hits."""
+    words = [t.split() for t in texts]
+    result: dict[str, Any] = {
+        "bleu": corpus_bleu(texts, [ex.response for ex in examples]),
+        "distinct_1": distinct_n(words, 1),
+        "distinct_2": distinct_n(words, 2),
+        "distinct_scope": "corpus-level, whitespace words, pooled over all replies",
+        "mean_len_words": sum(map(len, words)) / max(len(words), 1),
+        "distinct_replies": distinct_reply_share(texts),
+        **quality_rates(texts, [ex.context[-1].text for ex in examples]),
+    }
+    if relevance and len(examples) <= DISTRACTORS:
+        result["relevance"] = None  # response selection needs a context per candidate
+    elif relevance:
+        contexts = [" ".join(t.text for t in ex.context) for ex in examples]
+        result["relevance"] = response_selection(contexts, texts, DISTRACTORS)
+    return result
 
 
 def evaluate_generation(
@@ -52,21 +97,28 @@ def evaluate_generation(
     examples: Sequence[Example],
     data: DataConfig,
     cfg: DecodeConfig,
+    backward: tuple[Seq2Seq, MMIConfig] | None = None,
     progress: bool = False,
+    relevance: bool = True,
+    avoid_defects: bool = True,
 ) -> dict[str, Any]:
-    replies = decode_examples(model, tokenizer, examples, data, cfg, progress=progress)
-    texts = [tokenizer.decode(r) for r in replies]
-    words = [t.split() for t in texts]
+    texts = reply_texts(
+        model,
+        tokenizer,
+        examples,
+        data,
+        cfg,
+        backward,
+        progress=progress,
+        avoid_defects=avoid_defects,
+    )
     return {
         "decode": cfg.to_dict(),
-        "bleu": corpus_bleu(texts, [ex.response for ex in examples]),
-        "distinct_1": distinct_n(words, 1),
-        "distinct_2": distinct_n(words, 2),
-        "distinct_scope": "corpus-level, whitespace words, pooled over all replies",
-        "mean_len_words": sum(map(len, words)) / max(len(words), 1),
-        "distinct_replies": distinct_reply_share(texts),
+        "avoid_defects": avoid_defects,
+        **({"mmi": asdict(backward[1])} if backward and cfg.n_best > 1 else {}),
+        **text_metrics(examples, texts, relevance),
         "samples": [
             {"context": [t.text for t in ex.context], "reference": ex.response, "reply": text}
-            for ex, text in zip(examples[:12], texts[:12], strict=False)
+            for ex, text in zip(examples, texts, strict=True)
         ],
     }

@@ -91,32 +91,66 @@ def _evaluation(result: dict[str, Any], level: str) -> list[str]:
             f"over {ppl['tokens']:,} reference tokens).",
             "",
         ]
-    decodings = {k: v for k, v in result.items() if isinstance(v, dict) and "bleu" in v}
+    if "perplexity_clean_targets" in result:
+        clean = result["perplexity_clean_targets"]
+        lines += [
+            f"On the same contexts with cleaned targets ({clean['pairs']} pairs, closers and "
+            f"out-of-place greetings cut, s2s_core/cleaning.py): perplexity "
+            f"**{clean['perplexity']:.2f}**.",
+            "",
+        ]
+    decodings = {k: v for k, v in result.items() if isinstance(v, dict) and "distinct_1" in v}
     if not decodings:
         return lines
-    lines += [
-        "| decoding | BLEU | distinct-1 | distinct-2 | mean words | distinct replies |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, r in decodings.items():
-        lines.append(
-            f"| {name} | {r['bleu']:.2f} | {r['distinct_1']:.3f} | {r['distinct_2']:.3f} "
-            f"| {r['mean_len_words']:.1f} | {r['distinct_replies']:.1%} |"
-        )
-    lines += [
-        "",
-        "BLEU: sacreBLEU against the single reference reply. distinct-n: unique n-grams over "
-        "all n-grams of all replies (whitespace words). Distinct replies: distinct reply "
-        "strings ÷ replies (1.0 when no two contexts got the same reply).",
-        "",
-    ]
+    lines += _decoding_table(decodings)
     settings = {name: r["decode"] for name, r in decodings.items() if "decode" in r}
     if settings:
         lines += ["Settings:", ""]
         lines += [f"- {name}: `{_compact(cfg)}`" for name, cfg in settings.items()]
+        mmi = {name: r["mmi"] for name, r in decodings.items() if "mmi" in r}
+        lines += [f"- {name} reranked by MMI: `{_compact(cfg)}`" for name, cfg in mmi.items()]
         lines.append("")
-    lines += _samples(decodings)
+    lines += _samples({k: v for k, v in decodings.items() if v.get("samples")})
     return lines
+
+
+def _decoding_table(decodings: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [
+        "| decoding | BLEU | distinct-1 | distinct-2 | distinct replies | mean words "
+        "| sign-off | greeting to non-greeting | repetition | content word repeated "
+        "| copy rate | relevance hits@1/10 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in decodings.items():
+        bleu = f"{r['bleu']:.2f}" if "bleu" in r else "–"
+        hits = (r.get("relevance") or {}).get("hits@1/10")
+        lines.append(
+            f"| {name} | {bleu} | {r['distinct_1']:.3f} | {r['distinct_2']:.3f} "
+            f"| {r['distinct_replies']:.1%} | {r['mean_len_words']:.1f} "
+            + (
+                f"| {r['sign_off_rate']:.1%} | {r['greeting_to_non_greeting_rate']:.1%} "
+                f"| {r['repetition_rate']:.1%} | {r['content_word_repeat_rate']:.1%} "
+                f"| {r['copy_rate']:.1%} "
+                if "sign_off_rate" in r
+                else "| – | – | – | – | – "
+            )
+            + (f"| {hits:.1%} |" if hits is not None else "| – |")
+        )
+    return [
+        *lines,
+        "",
+        "BLEU: sacreBLEU against the single reference reply. distinct-n: unique n-grams over "
+        "all n-grams of all replies (whitespace words), corpus level. Distinct replies: "
+        "distinct reply strings ÷ replies. Sign-off: replies that say goodbye to a message "
+        "that did not; greeting to non-greeting: replies that greet a message that was no "
+        "greeting; repetition: a word twice in a row or a non-function word three times; "
+        "content word repeated: a non-function word twice; copy rate: mean share of the "
+        "reply's words found in the message (s2s_core/quality.py). Relevance: response "
+        "selection, the reply ranked against the replies to 9 other contexts by "
+        "all-MiniLM-L6-v2 cosine to the context; 10% is chance (s2s_core/relevance.py). "
+        "references: the human replies of the corpus, measured the same way.",
+        "",
+    ]
 
 
 def _compact(cfg: dict[str, Any]) -> str:

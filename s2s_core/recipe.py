@@ -16,11 +16,15 @@ from typing import Any
 import torch
 
 from s2s_core.checkpoint import CheckpointError, load_checkpoint
+from s2s_core.cleaning import clean_examples
 from s2s_core.corpora import (
+    DIRECTIONS,
     SPLITS,
     SYNTHETIC_TASKS,
     Example,
+    backward_example,
     chitchat_examples,
+    persona_examples,
     read_jsonl,
     read_tsv,
     synthetic_examples,
@@ -49,6 +53,12 @@ class DataConfig:
     # corpus named by mix_with, so the model does not forget what it first learned.
     mix: float = 0.0
     mix_with: str = "chitchat"
+    # chitchat only: train and valid targets without closers and out-of-place greetings
+    # (s2s_core.cleaning); test stays as the corpus has it, so numbers stay comparable.
+    clean: bool = False
+    persona: bool = False  # chitchat only: mix the bot's answers about itself into train
+    # forward: context -> reply; backward: reply -> the message it answered (for MMI)
+    direction: str = "forward"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mix < 1.0:
@@ -59,6 +69,10 @@ class DataConfig:
             raise ValueError(
                 f"DataConfig.mix_with must be chitchat or synthetic, got {self.mix_with!r}"
             )
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"DataConfig.direction must be one of {DIRECTIONS}")
+        if (self.clean or self.persona) and self.task != "chitchat":
+            raise ValueError("--clean and --persona apply to --task chitchat")
         if self.task not in TASKS:
             raise ValueError(f"DataConfig.task must be one of {TASKS}, got {self.task!r}")
         if self.task in ("tsv", "jsonl") and not self.path:
@@ -72,6 +86,11 @@ def load_split(data: DataConfig, split: str) -> list[Example]:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if data.task == "chitchat":
         examples = chitchat_examples(split, data.context_turns, data.split_seed)
+        if data.clean and split != "test":
+            examples, counts = clean_examples(examples)
+            log.info("cleaned %s targets: %s", split, dict(counts))
+        if data.persona and split == "train":
+            examples = examples + persona_examples()
     elif data.task in SYNTHETIC_TASKS:
         size = {"train": 20_000, "valid": 1_000, "test": 1_000}[split]
         examples = synthetic_examples(data.task, size, seed=SPLITS.index(split) + data.split_seed)
@@ -79,12 +98,13 @@ def load_split(data: DataConfig, split: str) -> list[Example]:
         assert data.path is not None
         rows = read_tsv(data.path) if data.task == "tsv" else read_jsonl(data.path)
         examples = _split_rows(rows, split, data.split_seed)
-    if split != "train":
-        return examples
-    if data.limit:
-        examples = examples[: data.limit]
-    if data.mix:
-        examples = examples + _mixed_in(data, len(examples))
+    if split == "train":
+        if data.limit:
+            examples = examples[: data.limit]
+        if data.mix:
+            examples = examples + _mixed_in(data, len(examples))
+    if data.direction == "backward":
+        examples = [backward_example(ex) for ex in examples]
     return examples
 
 
@@ -134,14 +154,22 @@ def new_run(
     device: str = "auto",
     init_from: Path | None = None,
     command: str = "",
+    tokenizer_from: Path | None = None,
 ) -> Trainer:
-    """Starts a run: a fresh model and tokenizer, or ``init_from``'s (fine-tuning)."""
+    """Starts a run: a fresh model and tokenizer, or ``init_from``'s (fine-tuning).
+    ``tokenizer_from`` gives a fresh model another checkpoint's tokenizer (a backward
+    model scores its forward model's candidates token for token)."""
     torch.manual_seed(train_cfg.seed)
+    if init_from is not None and tokenizer_from is not None:
+        raise ValueError("--init-from brings its own tokenizer: drop --tokenizer-from")
     if init_from is not None:
         model, tokenizer, _ = load_checkpoint(init_from)
         model.train()
     else:
-        tokenizer = train_tokenizer(load_split(data, "train"), data.vocab_size)
+        if tokenizer_from is not None:
+            tokenizer = Tokenizer.load(tokenizer_from / "tokenizer.json")
+        else:
+            tokenizer = train_tokenizer(load_split(data, "train"), data.vocab_size)
         vocab = tokenizer.vocab_size
         model = Seq2Seq(ModelConfig(src_vocab_size=vocab, tgt_vocab_size=vocab, **model_options))
     state_dir = out_dir / "train_state"

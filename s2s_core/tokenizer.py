@@ -52,6 +52,10 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return int(self._backend.get_vocab_size(with_added_tokens=True))
 
+    def vocabulary(self) -> dict[str, int]:
+        """Token → id, special tokens included (two tokenizers agree iff these do)."""
+        return dict(self._backend.get_vocab(with_added_tokens=True))
+
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` without ``<sos>``/``<eos>``."""
         return list(self._backend.encode(text, add_special_tokens=False).ids)

@@ -23,7 +23,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +33,7 @@ from typing import Any
 from s2s_core.checkpoint import CheckpointError, load_checkpoint, weights_digest
 from s2s_core.decoding import DecodeConfig, Hypothesis, generate
 from s2s_core.device import resolve_device
+from s2s_core.mmi import MMIConfig, Reranked, load_backward, mmi_rerank
 from s2s_core.model import Seq2Seq
 from s2s_core.tokenizer import Tokenizer
 from worker import metrics
@@ -51,20 +52,23 @@ class LoadedModel:
     model: Seq2Seq
     tokenizer: Tokenizer
     meta: dict[str, Any]
+    backward: tuple[Seq2Seq, MMIConfig] | None = None  # MMI reranking, when it ships one
 
 
 @dataclass
 class Decoded:
-    hypotheses: list[Hypothesis]
+    hypotheses: Sequence[Hypothesis | Reranked]  # reranked (best first) when MMI ran
     version: str
     batch_size: int
-    decode_ms: float
+    decode_ms: float  # generate() and MMI scoring together
+    mmi: MMIConfig | None = None  # the settings that reranked ``hypotheses``, if any
 
 
 @dataclass
 class _Request:
     source: list[int]
     cfg: DecodeConfig
+    message: list[int]  # the message's own tokens, which the backward model scores
     future: Future[Decoded] = field(default_factory=Future)
 
 
@@ -139,9 +143,13 @@ class Engine:
             if self._end_announcement():
                 self._queue.put(_WITHDRAWN)  # a batcher waiting for it stops waiting
 
-    def submit(self, source: list[int], cfg: DecodeConfig) -> Future[Decoded]:
+    def submit(
+        self, source: list[int], cfg: DecodeConfig, message: list[int] | None = None
+    ) -> Future[Decoded]:
+        """Queues one decode; ``message`` (the tokens of the turn being answered) lets a
+        model with a backward model rerank the n-best by MMI."""
         self._ensure_thread()
-        request = _Request(source, cfg)
+        request = _Request(source, cfg, message if message is not None else source)
         self._queue.put(request)
         self._end_announcement()  # after queueing it: never seen as gone
         return request.future
@@ -250,7 +258,12 @@ class Engine:
         try:
             serving = self._serving()
             start = time.perf_counter()
-            results = generate(serving.model, [r.source for r in requests], cfg)
+            nbest = generate(serving.model, [r.source for r in requests], cfg)
+            results: Sequence[Sequence[Hypothesis | Reranked]] = nbest
+            mmi = serving.backward[1] if serving.backward and cfg.n_best > 1 else None
+            if serving.backward and mmi:
+                messages = [r.message for r in requests]
+                results = mmi_rerank(serving.backward[0], messages, nbest, mmi)
             ms = (time.perf_counter() - start) * 1000
         except Exception as exc:  # the thread lives on; only the faulty request fails
             if len(requests) > 1:
@@ -262,7 +275,7 @@ class Engine:
         metrics.BATCH_SIZE.observe(len(requests))
         metrics.DECODE.observe(ms / 1000)
         for request, hyps in zip(requests, results, strict=True):
-            request.future.set_result(Decoded(hyps, serving.version, len(requests), ms))
+            request.future.set_result(Decoded(hyps, serving.version, len(requests), ms, mmi))
 
     def _maybe_reload(self) -> None:
         now = time.monotonic()
@@ -278,10 +291,17 @@ class Engine:
 
     def _load(self, version: str, path: Path) -> LoadedModel:
         model, tokenizer, meta = load_checkpoint(path, self.device)
+        backward = load_backward(path, tokenizer, meta, self.device)
         metrics.MODEL_LOADED.set(1)
-        log.info("serving model %s from %s on %s", version[:12], path, self.device)
+        log.info(
+            "serving model %s from %s on %s (%s)",
+            version[:12],
+            path,
+            self.device,
+            f"MMI reranking, weight {backward[1].weight}" if backward else "no MMI reranking",
+        )
         _freeze_the_heap()
-        return LoadedModel(version, model, tokenizer, meta)
+        return LoadedModel(version, model, tokenizer, meta, backward)
 
 
 def _freeze_the_heap() -> None:

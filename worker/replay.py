@@ -22,8 +22,9 @@ from typing import Any
 from s2s_core import load_checkpoint
 from s2s_core.checkpoint import weights_digest
 from s2s_core.corpora import Example, parse_jsonl_record
-from s2s_core.evaluate import decode_examples, evaluate_perplexity
+from s2s_core.evaluate import evaluate_perplexity, reply_texts
 from s2s_core.metrics import distinct_n
+from s2s_core.mmi import load_backward
 from s2s_core.recipe import DataConfig
 from worker.replies import decode_config
 from worker.store import DialogueStore
@@ -83,10 +84,10 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:
     model, tokenizer, meta = load_checkpoint(path)
     data = DataConfig(**meta.get("data", {}))
     cfg = decode_config(STYLE, meta.get("decode"))
+    backward = load_backward(path, tokenizer, meta)
     start = time.perf_counter()
-    outputs = decode_examples(model, tokenizer, inputs.logged, data, cfg, progress=True)
+    replies = reply_texts(model, tokenizer, inputs.logged, data, cfg, backward, progress=True)
     seconds = time.perf_counter() - start
-    replies = [tokenizer.decode(tokens).strip() for tokens in outputs]
     words = [r.split() for r in replies]
     result = ModelReplay(name, str(path), weights_digest(path), replies)
     result.metrics = {

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from redis import Redis
@@ -28,6 +28,7 @@ from s2s_contract.tasks import (
     ResetRequest,
     context_key,
 )
+from s2s_core.choice import choose
 from s2s_core.corpora import Turn
 from s2s_core.data import encode_context
 from s2s_core.decoding import DecodeConfig
@@ -35,7 +36,7 @@ from s2s_core.tokenizer import Tokenizer
 from worker import metrics
 from worker.coalesce import Coalescer
 from worker.engine import Decoded, Engine, LoadedModel
-from worker.replies import choose, decode_config
+from worker.replies import decode_config
 from worker.store import DialogueStore, Exchange, GenerationInfo, StoredReply
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,8 @@ class ReplyService:
         before = [Turn(text, speaker) for speaker, text in history]
         source = encoder_input(serving.tokenizer, serving.meta, before, req.text)
         cfg = decode_config(req.style, serving.meta.get("decode"))
-        return cfg, self.engine.submit(source, cfg)
+        message = serving.tokenizer.encode(req.text)
+        return cfg, self.engine.submit(source, cfg, message)
 
     def _finish(
         self,
@@ -170,7 +172,7 @@ class ReplyService:
         """The decoded reply chosen among its n-best, stored and published."""
         decoded = decoding.result(timeout=DECODE_TIMEOUT_S)
         recent_bot = [text for speaker, text in history if speaker == "bot"]
-        choice = choose(decoded.hypotheses, serving.tokenizer, recent_bot)
+        choice = choose(decoded.hypotheses, serving.tokenizer, req.text, recent_bot)
         wait = (
             (time.time() - req.enqueued_at) * 1000 - decoded.decode_ms if req.enqueued_at else None
         )
@@ -178,7 +180,11 @@ class ReplyService:
             metrics.QUEUE_WAIT.observe(max(wait, 0.0) / 1000)
         generation = GenerationInfo(
             model_version=decoded.version,
-            decoding={**cfg.to_dict(), "chosen": choice.index},
+            decoding={
+                **cfg.to_dict(),
+                "chosen": choice.index,
+                **({"mmi": asdict(decoded.mmi)} if decoded.mmi else {}),
+            },
             candidates=choice.candidates,
             queue_wait_ms=wait,
             decode_ms=decoded.decode_ms,

@@ -102,7 +102,7 @@ def test_gathering_stops_once_the_last_cohort_is_back(checkpoint_dir: Path) -> N
     engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=8, max_wait_ms=3_600_000)
     engine._last_batch = 3
     for i in range(5):
-        engine._queue.put(_Request([5 + i], GREEDY))
+        engine._queue.put(_Request([5 + i], GREEDY, [5 + i]))
     gathered: list[list[_Request] | None] = []
     worker = threading.Thread(target=lambda: gathered.append(engine._gather()), daemon=True)
     worker.start()
@@ -120,14 +120,14 @@ def test_gathering_merges_alternating_cohorts(checkpoint_dir: Path) -> None:
     engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=16, max_wait_ms=3_600_000)
     engine._last_batch, engine._queued_after = 5, 3
     for i in range(3):
-        engine._queue.put(_Request([5 + i], GREEDY))
+        engine._queue.put(_Request([5 + i], GREEDY, [5 + i]))
     gathered: list[list[_Request] | None] = []
     worker = threading.Thread(target=lambda: gathered.append(engine._gather()), daemon=True)
     worker.start()
     worker.join(timeout=0.5)
     assert worker.is_alive()  # still waiting for the other cohort
     for i in range(5):
-        engine._queue.put(_Request([5 + i], GREEDY))
+        engine._queue.put(_Request([5 + i], GREEDY, [5 + i]))
     worker.join(timeout=30)
     assert gathered and gathered[0] is not None and len(gathered[0]) == 8
 
@@ -142,12 +142,12 @@ def test_an_idle_engine_takes_a_burst_whole_while_it_keeps_coming(checkpoint_dir
 
     engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=16, max_wait_ms=500)
     engine._last_busy = 3600.0  # the cap (a share of the last decode) is no limit here
-    engine._queue.put(_Request([5], GREEDY))
+    engine._queue.put(_Request([5], GREEDY, [5]))
 
     def burst() -> None:
         for i in range(5):
             time.sleep(0.05)
-            engine._queue.put(_Request([6 + i], GREEDY))
+            engine._queue.put(_Request([6 + i], GREEDY, [6 + i]))
 
     sender = threading.Thread(target=burst, daemon=True)
     sender.start()
@@ -156,7 +156,7 @@ def test_an_idle_engine_takes_a_burst_whole_while_it_keeps_coming(checkpoint_dir
     sender.join()
 
     engine.max_wait = 0.05
-    engine._queue.put(_Request([5], GREEDY))
+    engine._queue.put(_Request([5], GREEDY, [5]))
     lone = engine._gather()
     assert lone is not None and len(lone) == 1
 
@@ -183,7 +183,7 @@ def test_an_idle_engine_waits_for_announced_requests_only(checkpoint_dir: Path) 
     caller = threading.Thread(target=prepare_then, args=(True,), daemon=True)
     caller.start()
     assert announced.wait(timeout=10)
-    engine._queue.put(_Request([5], GREEDY))
+    engine._queue.put(_Request([5], GREEDY, [5]))
     batch = engine._gather()
     assert batch is not None and [r.source for r in batch] == [[5], [6]]
     caller.join()
@@ -192,14 +192,14 @@ def test_an_idle_engine_waits_for_announced_requests_only(checkpoint_dir: Path) 
     caller = threading.Thread(target=prepare_then, args=(False,), daemon=True)
     caller.start()
     assert announced.wait(timeout=10)
-    engine._queue.put(_Request([5], GREEDY))
+    engine._queue.put(_Request([5], GREEDY, [5]))
     start = time.monotonic()
     batch = engine._gather()
     assert batch is not None and len(batch) == 1
     assert time.monotonic() - start < 5  # back with the withdrawal, long before the cap
     caller.join()
 
-    engine._queue.put(_Request([5], GREEDY))  # nothing announced: max_wait_ms only
+    engine._queue.put(_Request([5], GREEDY, [5]))  # nothing announced: max_wait_ms only
     lone = engine._gather()
     assert lone is not None and len(lone) == 1
 

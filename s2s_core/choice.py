@@ -1,0 +1,78 @@
+"""The reply chosen among the n-best: the first candidate, in the n-best's order (MMI's when
+a backward model reranked it), that a person would accept.
+
+Rules, in order: a candidate must say something, must not be mostly ``<unk>`` and must not
+repeat one of the bot's recent replies in this conversation; among those, the first without
+a defect (``quality.defects``: a goodbye to a message that said none, a greeting to a
+message that was none, a repeated word) wins, else the first acceptable one, else a
+fallback. The worker, ``s2s eval`` and replay all choose through this one function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from s2s_core.decoding import Hypothesis
+from s2s_core.mmi import Reranked
+from s2s_core.quality import defects
+from s2s_core.special import EOS_ID, UNK_ID
+from s2s_core.tokenizer import Tokenizer
+
+MAX_UNK_SHARE = 0.2
+FALLBACK = "…"
+
+
+@dataclass(frozen=True)
+class Choice:
+    text: str
+    index: int  # position in the (reranked) n-best, -1 for the fallback
+    candidates: list[dict[str, Any]]  # each: text, score, [forward, backward], [defects]
+
+
+def choose(
+    nbest: Sequence[Hypothesis | Reranked],
+    tokenizer: Tokenizer,
+    message: str,
+    recent_bot: Sequence[str] = (),
+    avoid_defects: bool = True,
+) -> Choice:
+    """``avoid_defects=False`` keeps only the acceptability rules (for ablations: the
+    choice as it was before the defect rules)."""
+    said = {_norm(t) for t in recent_bot}
+    texts, candidates, clean, acceptable = [], [], -1, -1
+    for i, item in enumerate(nbest):
+        hyp = item.hypothesis if isinstance(item, Reranked) else item
+        tokens = [t for t in hyp.tokens if t != EOS_ID]
+        text = tokenizer.decode(tokens).strip()
+        found = defects(text, message)
+        texts.append(text)
+        candidates.append(_candidate(item, text, found))
+        unk_share = tokens.count(UNK_ID) / max(len(tokens), 1)
+        if not text or unk_share > MAX_UNK_SHARE or _norm(text) in said:
+            continue
+        acceptable = i if acceptable < 0 else acceptable
+        if not found and clean < 0:
+            clean = i
+    pick = clean if clean >= 0 and avoid_defects else acceptable
+    return Choice(texts[pick] if pick >= 0 else FALLBACK, pick, candidates)
+
+
+def _candidate(item: Hypothesis | Reranked, text: str, found: list[str]) -> dict[str, Any]:
+    if isinstance(item, Reranked):
+        entry = {
+            "text": text,
+            "score": round(item.score, 4),
+            "forward": round(item.forward, 4),
+            "backward": round(item.backward, 4),
+        }
+    else:
+        entry = {"text": text, "score": round(item.score, 4)}
+    if found:
+        entry["defects"] = found
+    return entry
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())

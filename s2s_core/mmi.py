@@ -1,0 +1,140 @@
+"""Maximum-mutual-information reranking of the n-best (Li et al. 2016, MMI-bidi).
+
+A forward model p(T | S) likes replies that fit any message ("Yeah.", "That's cool. I have
+to go now"); a backward model p(S | T), trained to recover the message from the reply,
+likes replies that could only answer *this* message. Each candidate T of a message S gets
+
+    score = (1 - weight) * log p(T | S) / |T|  +  weight * log p(S | T) / |S|  +  length_bonus * |T|
+
+where |T| counts the reply's generated tokens including ``<eos>`` (the forward score is the
+candidate's summed log-probability from decoding, divided by that length), and |S| counts
+the message's tokens plus ``<eos>`` as the backward model predicts them. Both log terms are
+per-token means, so neither length dominates; ``length_bonus`` (gamma) is the paper's
+explicit reward for longer replies. All candidates of a whole batch are scored by the
+backward model in one teacher-forced call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from s2s_core.checkpoint import CheckpointError, load_checkpoint
+from s2s_core.data import context_ids, target_ids
+from s2s_core.decoding import Hypothesis
+from s2s_core.model import Seq2Seq
+from s2s_core.special import EOS_ID, PAD_ID
+from s2s_core.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class MMIConfig:
+    weight: float = 0.5  # lambda: share of the backward score, 0 = forward order only
+    length_bonus: float = 0.0  # gamma: added per reply token
+    max_src_len: int = 64  # backward model's source (the reply) tokens kept
+    max_tgt_len: int = 32  # backward model's target (the message) tokens, <sos>/<eos> included
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"MMIConfig.weight must be in [0, 1], got {self.weight}")
+        if self.max_src_len < 1 or self.max_tgt_len < 3:
+            raise ValueError("MMIConfig needs max_src_len >= 1 and max_tgt_len >= 3")
+
+
+BACKWARD_DIR = "backward"  # a checkpoint's backward model lives in this sub-folder
+
+
+def load_backward(
+    directory: str | Path, tokenizer: Tokenizer, meta: dict[str, Any], device: Any = "cpu"
+) -> tuple[Seq2Seq, MMIConfig] | None:
+    """The backward model a forward checkpoint carries in ``backward/``, with the MMI
+    settings tuned for the pair (the forward's metrics.json ``mmi``), or None without one.
+    It must share the forward model's tokenizer: it scores the forward's tokens as they are."""
+    folder = Path(directory) / BACKWARD_DIR
+    if not folder.is_dir():
+        return None
+    backward, back_tokenizer, back_meta = load_checkpoint(folder, device)
+    if back_tokenizer.vocabulary() != tokenizer.vocabulary():
+        raise CheckpointError(f"checkpoint {folder}: tokenizer differs from the forward model's")
+    data = back_meta.get("data", {})
+    try:
+        cfg = MMIConfig(
+            **meta.get("mmi", {}),
+            max_src_len=int(data.get("max_src_len", 64)),
+            max_tgt_len=int(data.get("max_tgt_len", 32)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {directory}: bad mmi settings ({exc})") from None
+    return backward, cfg
+
+
+@dataclass(frozen=True)
+class Reranked:
+    hypothesis: Hypothesis
+    forward: float  # log p(T|S) / |T|
+    backward: float  # log p(S|T) / |S|
+    score: float  # the combination above; candidates are sorted by it, best first
+
+
+def backward_source(reply: Sequence[int], max_len: int) -> list[int]:
+    """A reply as the backward model reads it: one turn spoken by the bot (corpora's
+    ``backward_example``), ``<eos>`` dropped."""
+    return context_ids([("bot", [t for t in reply if t != EOS_ID])], max_len)
+
+
+def _pad(rows: list[list[int]], device: torch.device) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    out = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return out.to(device)
+
+
+@torch.no_grad()
+def backward_scores(
+    backward: Seq2Seq, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], cfg: MMIConfig
+) -> list[float]:
+    """Mean per-token log p(message | reply) for each (reply, message) pair, one batch."""
+    if not pairs:
+        return []
+    device = next(backward.parameters()).device
+    src = _pad([backward_source(reply, cfg.max_src_len) for reply, _ in pairs], device)
+    tgt = _pad([target_ids(message, cfg.max_tgt_len) for _, message in pairs], device)
+    was_training = backward.training
+    backward.eval()
+    logits = backward(src, tgt)  # logits: [pairs, tgt_len - 1, vocab]
+    backward.train(was_training)
+    gold = tgt[:, 1:]
+    logp = F.log_softmax(logits.float(), dim=-1).gather(-1, gold.unsqueeze(-1)).squeeze(-1)
+    mask = gold != PAD_ID
+    sums = (logp * mask).sum(dim=1)  # sums: [pairs]
+    return (sums / mask.sum(dim=1).clamp(min=1)).tolist()
+
+
+def mmi_rerank(
+    backward: Seq2Seq,
+    messages: Sequence[Sequence[int]],
+    nbest: Sequence[Sequence[Hypothesis]],
+    cfg: MMIConfig,
+) -> list[list[Reranked]]:
+    """Each source's n-best re-ordered by the MMI score; ``messages[i]`` holds the token
+    ids of the message source ``i`` answers (its last turn, no speaker marker)."""
+    if len(messages) != len(nbest):
+        raise ValueError(f"{len(messages)} messages for {len(nbest)} n-best lists")
+    pairs = [(hyp.tokens, msg) for msg, hyps in zip(messages, nbest, strict=True) for hyp in hyps]
+    scores = iter(backward_scores(backward, pairs, cfg))
+    out = []
+    for hyps in nbest:
+        ranked = []
+        for hyp in hyps:
+            forward, back = hyp.log_prob / max(len(hyp.tokens), 1), next(scores)
+            combined = (1 - cfg.weight) * forward + cfg.weight * back
+            combined += cfg.length_bonus * len(hyp.tokens)
+            ranked.append(Reranked(hyp, forward, back, combined))
+        out.append(sorted(ranked, key=lambda r: -r.score))
+    return out

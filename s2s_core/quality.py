@@ -1,0 +1,81 @@
+"""What a person notices in a reply, measured without the model: saying goodbye, greeting
+someone who did not greet, repeating a word, echoing the message.
+
+distinct-n and BLEU stayed healthy while a quarter of the replies said goodbye; these rates
+say what a reader sees. Words are lower-cased runs of letters, digits and apostrophes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from s2s_core.cleaning import is_closer, is_greeting
+
+_WORD = re.compile(r"[a-z0-9']+")
+# Words that recur in any fluent sentence ("I think I ..."), so repeating them is no defect.
+_FUNCTION_WORDS = """a an the and or but so if then than that this these those there here it its
+it's i i'm i've i'd i'll me my mine you you're you've your yours we we're our us he she him her
+his they them their they're is am are was were be been being do does did doing have has had
+having to of in on at by for with about from as into like just not no yes too very really also
+what when where which who why how can could would should will shall may might must don't didn't
+doesn't can't won't isn't aren't wasn't all any some more most much many one up out get got go
+going oh well yeah haha lol ok okay s t"""
+FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def has_repetition(text: str) -> bool:
+    """Degenerate repetition: the same word twice in a row ("food food"), or a word that is
+    not a function word used three times ("I think I ..." is how people talk)."""
+    tokens = words(text)
+    if any(a == b for a, b in itertools.pairwise(tokens)):
+        return True
+    return any(n >= 3 for w, n in Counter(tokens).items() if w not in FUNCTION_WORDS)
+
+
+def repeats_content_word(text: str) -> bool:
+    """A word that carries meaning (not a function word) said twice in one reply."""
+    counts = Counter(w for w in words(text) if w not in FUNCTION_WORDS)
+    return any(n >= 2 for n in counts.values())
+
+
+def copy_rate(reply: str, context: str) -> float:
+    """Share of the reply's words that also occur in the context: echoing scores high."""
+    reply_words, seen = words(reply), set(words(context))
+    return sum(w in seen for w in reply_words) / len(reply_words) if reply_words else 0.0
+
+
+def defects(reply: str, message: str) -> list[str]:
+    """What is wrong with ``reply`` as an answer to ``message`` (empty: nothing found)."""
+    found = []
+    if is_closer(reply) and not is_closer(message):
+        found.append("sign_off")
+    if is_greeting(reply) and not is_greeting(message):
+        found.append("greeting")
+    if has_repetition(reply) or repeats_content_word(reply):
+        found.append("repetition")
+    return found
+
+
+def quality_rates(replies: Sequence[str], messages: Sequence[str]) -> dict[str, float]:
+    """Shares of replies that say goodbye (to a message that did not), greet a message that
+    was no greeting, or repeat a word (``has_repetition``); the mean copy rate from the
+    message; and the mean length in words."""
+    n = max(len(replies), 1)
+    pairs = list(zip(replies, messages, strict=True))
+    return {
+        "sign_off_rate": sum(is_closer(r) and not is_closer(m) for r, m in pairs) / n,
+        "greeting_to_non_greeting_rate": sum(
+            is_greeting(r) and not is_greeting(m) for r, m in pairs
+        )
+        / n,
+        "repetition_rate": sum(has_repetition(r) for r in replies) / n,
+        "content_word_repeat_rate": sum(repeats_content_word(r) for r in replies) / n,
+        "copy_rate": sum(copy_rate(r, m) for r, m in pairs) / n,
+    }

@@ -1,0 +1,61 @@
+"""The n-best choice: acceptable first, defect-free preferred."""
+
+from __future__ import annotations
+
+from s2s_core import Hypothesis, Tokenizer
+from s2s_core.choice import FALLBACK, choose
+from s2s_core.mmi import Reranked
+from s2s_core.special import EOS_ID, UNK_ID
+
+
+def hyp(tokenizer: Tokenizer, text: str, score: float, unk: int = 0) -> Hypothesis:
+    return Hypothesis([*tokenizer.encode(text), *[UNK_ID] * unk, EOS_ID], score, score)
+
+
+def test_choice_skips_empty_unk_heavy_and_repeated(tiny_tokenizer: Tokenizer) -> None:
+    hyps = [
+        Hypothesis([EOS_ID], -0.1, -0.1),
+        hyp(tiny_tokenizer, "hi", -0.2, unk=3),
+        hyp(tiny_tokenizer, "how are you", -0.3),
+        hyp(tiny_tokenizer, "fine thanks", -0.4),
+    ]
+    choice = choose(hyps, tiny_tokenizer, "what is up", recent_bot=["How  are YOU"])
+    assert choice.text == "fine thanks" and choice.index == 3
+    assert [c["score"] for c in choice.candidates] == [-0.1, -0.2, -0.3, -0.4]
+
+
+def test_choice_falls_back_when_nothing_is_usable(tiny_tokenizer: Tokenizer) -> None:
+    choice = choose([Hypothesis([EOS_ID], -0.1, -0.1)], tiny_tokenizer, "hello")
+    assert choice.text == FALLBACK and choice.index == -1
+
+
+def test_a_greeting_to_news_is_passed_over(tiny_tokenizer: Tokenizer) -> None:
+    hyps = [hyp(tiny_tokenizer, "hello there", -0.1), hyp(tiny_tokenizer, "nothing much", -0.5)]
+    choice = choose(hyps, tiny_tokenizer, "my dog is sick")
+    assert choice.text == "nothing much" and choice.index == 1
+    assert choice.candidates[0]["defects"] == ["greeting"]
+    assert "defects" not in choice.candidates[1]
+
+
+def test_a_greeting_answers_a_greeting(tiny_tokenizer: Tokenizer) -> None:
+    hyps = [hyp(tiny_tokenizer, "hello there", -0.1), hyp(tiny_tokenizer, "nothing much", -0.5)]
+    assert choose(hyps, tiny_tokenizer, "hi!").index == 0
+
+
+def test_defects_are_kept_when_nothing_else_is_acceptable(tiny_tokenizer: Tokenizer) -> None:
+    hyps = [hyp(tiny_tokenizer, "hello there", -0.1), Hypothesis([EOS_ID], -0.2, -0.2)]
+    choice = choose(hyps, tiny_tokenizer, "my dog is sick")
+    assert choice.text == "hello there"
+
+
+def test_the_defect_rules_can_be_switched_off(tiny_tokenizer: Tokenizer) -> None:
+    hyps = [hyp(tiny_tokenizer, "hello there", -0.1), hyp(tiny_tokenizer, "nothing much", -0.5)]
+    assert choose(hyps, tiny_tokenizer, "my dog is sick", avoid_defects=False).index == 0
+
+
+def test_reranked_candidates_carry_both_scores(tiny_tokenizer: Tokenizer) -> None:
+    h = hyp(tiny_tokenizer, "fine thanks", -0.4)
+    choice = choose([Reranked(h, -0.13, -2.5, -1.3)], tiny_tokenizer, "how are you")
+    assert choice.candidates == [
+        {"text": "fine thanks", "score": -1.3, "forward": -0.13, "backward": -2.5}
+    ]

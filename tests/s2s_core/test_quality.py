@@ -1,0 +1,45 @@
+"""Reply-quality measures: sign-offs, greetings, repetition, copying."""
+
+from __future__ import annotations
+
+import pytest
+
+from s2s_core.quality import copy_rate, defects, has_repetition, quality_rates
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I love food, food is good, and good food is the best food", True),
+        ("food food is great", True),
+        ("I like dogs and cats.", False),
+        ("I think I would like that, I guess.", False),
+    ],
+)
+def test_repetition(text: str, expected: bool) -> None:
+    assert has_repetition(text) is expected
+
+
+def test_a_content_word_said_twice_is_a_defect() -> None:
+    reply = "Me too! I like to eat food, but I like it too. I love food too!"
+    assert defects(reply, "what do you like?") == ["repetition"]
+
+
+def test_defects_depend_on_the_message() -> None:
+    assert defects("Hey! How are you?", "My grandmother passed away") == ["greeting"]
+    assert defects("Hey! How are you?", "Hi there") == []
+    assert defects("Nice! I have to go now, bye!", "I got a job") == ["sign_off"]
+    assert defects("Bye, take care!", "I have to go, bye") == []
+    assert defects("I love pizza, pizza is the best", "food?") == ["repetition"]
+
+
+def test_copy_rate_counts_echoed_words() -> None:
+    assert copy_rate("I love dogs", "I love dogs") == 1.0
+    assert copy_rate("cats are fun", "I love dogs") == 0.0
+
+
+def test_rates_are_shares_of_replies() -> None:
+    rates = quality_rates(["Hey! How are you?", "Cool.", "bye!", "ok ok"], ["news"] * 4)
+    assert rates["greeting_to_non_greeting_rate"] == 0.25
+    assert rates["sign_off_rate"] == 0.25
+    assert rates["repetition_rate"] == 0.25
