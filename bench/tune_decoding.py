@@ -47,8 +47,8 @@ GRID: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-MMI_WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-MMI_LENGTH_BONUS = (0.0, 0.02, 0.05, 0.1)
+MMI_WEIGHTS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
+MMI_LENGTH_BONUS = (0.0, 0.02, 0.05)
 
 
 def tune_mmi(args: argparse.Namespace) -> None:
@@ -59,6 +59,8 @@ def tune_mmi(args: argparse.Namespace) -> None:
     data = DataConfig(**meta["data"])
     examples = load_split(data, args.split)[: args.limit]
     cfg = decode_config("varied", meta.get("decode"))
+    if args.groups:
+        cfg = replace(cfg, num_groups=args.groups)
     sources = [encode_context(tokenizer, ex.context, data.max_src_len) for ex in examples]
     messages = [tokenizer.encode(ex.context[-1].text) for ex in examples]
     start = time.perf_counter()
@@ -129,6 +131,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=200, help="first N pairs of the split")
     parser.add_argument("--mmi", action="store_true", help="tune MMI reranking instead")
     parser.add_argument("--write", action="store_true", help="--mmi: store the best setting")
+    parser.add_argument("--groups", type=int, help="--mmi: Hamming groups of the n-best")
     args = parser.parse_args()
     if args.mmi:
         tune_mmi(args)

@@ -4,8 +4,9 @@ a backward model reranked it), that a person would accept.
 Rules, in order: a candidate must say something, must not be mostly ``<unk>`` and must not
 repeat one of the bot's recent replies in this conversation; among those, the first without
 a defect (``quality.defects``: a goodbye to a message that said none, a greeting to a
-message that was none, a repeated word) wins, else the first acceptable one, else a
-fallback. The worker, ``s2s eval`` and replay all choose through this one function.
+message that was none, a repeated word; or cut at ``max_len`` mid-sentence) wins, else the
+first acceptable one, else a fallback. The worker, ``s2s eval`` and replay all choose
+through this one function.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def choose(
         tokens = [t for t in hyp.tokens if t != EOS_ID]
         text = tokenizer.decode(tokens).strip()
         found = defects(text, message)
+        if not hyp.tokens or hyp.tokens[-1] != EOS_ID:
+            found.append("unfinished")  # cut at max_len, mid-sentence
         texts.append(text)
         candidates.append(_candidate(item, text, found))
         unk_share = tokens.count(UNK_ID) / max(len(tokens), 1)

@@ -53,7 +53,9 @@ def load_backward(
     directory: str | Path, tokenizer: Tokenizer, meta: dict[str, Any], device: Any = "cpu"
 ) -> tuple[Seq2Seq, MMIConfig] | None:
     """The backward model a forward checkpoint carries in ``backward/``, with the MMI
-    settings tuned for the pair (the forward's metrics.json ``mmi``), or None without one.
+    settings tuned for the pair (``weight`` and ``length_bonus`` of the forward's
+    metrics.json ``mmi``, written by ``bench/tune_decoding.py --mmi --write``), or None
+    without one.
     It must share the forward model's tokenizer: it scores the forward's tokens as they are."""
     folder = Path(directory) / BACKWARD_DIR
     if not folder.is_dir():
@@ -61,10 +63,10 @@ def load_backward(
     backward, back_tokenizer, back_meta = load_checkpoint(folder, device)
     if back_tokenizer.vocabulary() != tokenizer.vocabulary():
         raise CheckpointError(f"checkpoint {folder}: tokenizer differs from the forward model's")
-    data = back_meta.get("data", {})
+    data, tuned = back_meta.get("data", {}), meta.get("mmi", {})
     try:
         cfg = MMIConfig(
-            **meta.get("mmi", {}),
+            **{k: v for k, v in tuned.items() if k in ("weight", "length_bonus")},
             max_src_len=int(data.get("max_src_len", 64)),
             max_tgt_len=int(data.get("max_tgt_len", 32)),
         )

@@ -80,10 +80,9 @@ def _training(meta: dict[str, Any], level: str) -> list[str]:
 
 def _evaluation(result: dict[str, Any], level: str) -> list[str]:
     """One ``s2s eval`` result: perplexity, a row per decoding, then the first samples."""
-    lines = [
-        f"{level} Evaluation: {result.get('split', '?')} split, {result.get('pairs')} pairs",
-        "",
-    ]
+    split = result.get("split", "?")
+    what = f"{split} split" if split in ("train", "valid", "test") else f"messages of {split}"
+    lines = [f"{level} Evaluation: {what}, {result.get('pairs')} pairs", ""]
     if "perplexity" in result:
         ppl = result["perplexity"]
         lines += [

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from s2s_cli.main import app
 from s2s_core import load_checkpoint
+from s2s_core.mmi import load_backward
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "models" / "default"
@@ -26,11 +27,18 @@ def _card_evaluation(pairs: int) -> dict[str, object]:
 
 
 def test_default_model_is_small_fp16_and_loads() -> None:
-    size = sum(f.stat().st_size for f in DEFAULT.iterdir() if f.is_file())
-    assert size <= 30_000_000
-    with safe_open(str(DEFAULT / "model.safetensors"), "pt") as weights:
-        assert (weights.metadata() or {}).get("dtype") == "float16"
-    model, tokenizer, _ = load_checkpoint(DEFAULT)
+    size = sum(f.stat().st_size for f in DEFAULT.rglob("*") if f.is_file())
+    assert size <= 45_000_000
+    for weights_file in (DEFAULT / "model.safetensors", DEFAULT / "backward/model.safetensors"):
+        with safe_open(str(weights_file), "pt") as weights:
+            assert (weights.metadata() or {}).get("dtype") == "float16"
+    model, tokenizer, meta = load_checkpoint(DEFAULT)
+    backward = load_backward(DEFAULT, tokenizer, meta)
+    assert backward is not None
+    assert (backward[1].weight, backward[1].length_bonus) == (
+        meta["mmi"]["weight"],
+        meta["mmi"]["length_bonus"],
+    )
     assert model.num_parameters() <= 15_000_000
     assert tokenizer.vocab_size == model.config.tgt_vocab_size
     card = (DEFAULT / "MODEL_CARD.md").read_text()
@@ -47,6 +55,27 @@ def test_eval_reproduces_the_card_perplexity() -> None:
     assert result.exit_code == 0, result.output
     measured = json.loads(result.stdout)["perplexity"]["perplexity"]
     assert measured == pytest.approx(card, rel=0.01)
+
+
+@pytest.mark.slow
+def test_eval_reproduces_the_card_reply_quality() -> None:
+    """The shipped style's replies to the card's 200 test contexts, MMI and choice included,
+    measure as the card says (decoding is deterministic)."""
+    card = _card_evaluation(200)["varied"]
+    args = ["--model", str(DEFAULT), "--split", "test", "--limit", "200"]
+    result = CliRunner().invoke(app, ["eval", *args, "--strategies", "varied"])
+    assert result.exit_code == 0, result.output
+    measured = json.loads(result.stdout[result.stdout.index("{") :])["varied"]
+    for key in (
+        "distinct_replies",
+        "sign_off_rate",
+        "greeting_to_non_greeting_rate",
+        "repetition_rate",
+        "content_word_repeat_rate",
+    ):
+        assert measured[key] == pytest.approx(card[key], abs=0.011), key  # type: ignore[index]
+    hits = measured["relevance"]["hits@1/10"]
+    assert hits == pytest.approx(card["relevance"]["hits@1/10"], abs=0.021)  # type: ignore[index]
 
 
 def test_make_chat_answers_each_line_and_keeps_six_turns(tmp_path: Path) -> None:

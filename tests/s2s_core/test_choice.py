@@ -59,3 +59,10 @@ def test_reranked_candidates_carry_both_scores(tiny_tokenizer: Tokenizer) -> Non
     assert choice.candidates == [
         {"text": "fine thanks", "score": -1.3, "forward": -0.13, "backward": -2.5}
     ]
+
+
+def test_a_reply_cut_at_max_len_is_passed_over(tiny_tokenizer: Tokenizer) -> None:
+    cut = Hypothesis(tiny_tokenizer.encode("fine thanks"), -0.1, -0.1)  # no <eos>
+    hyps = [cut, hyp(tiny_tokenizer, "nothing much", -0.5)]
+    choice = choose(hyps, tiny_tokenizer, "what is up")
+    assert choice.index == 1 and choice.candidates[0]["defects"] == ["unfinished"]

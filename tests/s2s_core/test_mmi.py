@@ -83,7 +83,8 @@ def test_a_checkpoint_carries_its_backward_model(
     backward = tiny_model(tiny_tokenizer.vocab_size, attention="luong", n_layers=1)
     meta = {"data": {"max_src_len": 48, "max_tgt_len": 20}}
     save_checkpoint(checkpoint_dir / "backward", backward, tiny_tokenizer, meta)
-    loaded = load_backward(checkpoint_dir, tiny_tokenizer, {"mmi": {"weight": 0.3}})
+    tuned = {"mmi": {"weight": 0.3, "tuned_on": "valid[:200]"}}
+    loaded = load_backward(checkpoint_dir, tiny_tokenizer, tuned)
     assert loaded is not None
     assert loaded[1] == MMIConfig(weight=0.3, max_src_len=48, max_tgt_len=20)
     with pytest.raises(CheckpointError, match="mmi"):
