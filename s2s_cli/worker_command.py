@@ -24,10 +24,14 @@ def worker(
     if not os.environ.get("REDIS_URL"):
         typer.echo("error: REDIS_URL is not set (the worker consumes tasks from Redis)", err=True)
         raise typer.Exit(code=2)
-    from worker.celery_app import app
+    from celery.bin.celery import celery
 
-    app.worker_main(
+    # Celery's own command line, not app.worker_main: worker_main (and app.start) drop the
+    # status click returns, so a worker stopped by an unrecoverable error exited 0 and a
+    # restart-on-failure supervisor left the service down.
+    code = celery.main(
         [
+            "--app=worker.celery_app:app",
             "worker",
             "--pool=threads",
             f"--concurrency={concurrency}",
@@ -36,5 +40,7 @@ def worker(
             f"--hostname=s2s-{os.getpid()}@{socket.gethostname()}",
             "--without-gossip",
             "--without-mingle",
-        ]
+        ],
+        standalone_mode=False,
     )
+    raise typer.Exit(code=code if isinstance(code, int) else 0)

@@ -8,13 +8,19 @@ callbacks in each client's constructor, about half a millisecond of CPU: more th
 command itself, and on a worker all of it on the consumer thread, under the GIL that the
 reply threads need too. A client only wraps the connection pool and is safe to share
 between threads, so the channel keeps one (and builds a new one if kombu replaces its
-pool). Behaviour is otherwise kombu's own.
+pool). Behaviour is otherwise kombu's own, except on a connection kombu has already closed:
+there kombu's own ``_create_client`` rebuilds a pool from the closed connection's parameters
+and fails with ``AttributeError: 'NoneType' object has no attribute 'hostname'`` (kombu
+issue #582), which Celery takes for an unrecoverable error and stops the worker; this
+channel raises a connection error instead, which Celery's reconnect loop expects, and the
+unacknowledged messages come back through the visibility timeout.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
 
 # The value of Celery's ``broker_transport`` setting (the URL's scheme still names Redis).
@@ -27,6 +33,8 @@ class Channel(kombu_redis.Channel):
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:  # the polling connection: kombu already keeps that client
             return super()._create_client(asynchronous=True)
+        if self._pool is None and self.connection.client is None:
+            raise redis.exceptions.ConnectionError("the broker connection is closed")
         pool = self.pool
         shared = self._shared_client
         if shared is None or shared[0] is not pool:

@@ -80,17 +80,25 @@ def bot_env(
 
 
 class PrivateRedis:
-    """A redis-server of the test's own (no persistence), to stop and start at will."""
+    """A redis-server of the test's own, to stop, kill and start at will; with ``aof_dir``
+    it keeps an append-only file there (every write synced), so a restart after
+    ``kill()`` comes back with everything it had."""
 
-    def __init__(self) -> None:
+    def __init__(self, aof_dir: Path | None = None) -> None:
         if shutil.which("redis-server") is None:
             service_missing("redis-server is not installed")
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.aof_dir = aof_dir
 
     def start(self) -> None:
-        options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        options = ["--bind", "127.0.0.1", "--save", ""]
+        if self.aof_dir is None:
+            options += ["--appendonly", "no"]
+        else:
+            options += ["--appendonly", "yes", "--appendfsync", "always"]
+            options += ["--dir", str(self.aof_dir)]
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), *options], stdout=subprocess.DEVNULL
         )
@@ -101,6 +109,13 @@ class PrivateRedis:
     def stop(self) -> None:
         if self.proc is not None:
             _stop(self.proc)
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown save, connections cut mid-command."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
             self.proc = None
 
 

@@ -32,6 +32,27 @@ def test_worker_and_bot_use_it_and_a_channel_keeps_one_client() -> None:
             assert channel._create_client(asynchronous=True) is not fresh  # the poller's own
 
 
+def test_a_closed_connection_is_a_connection_error_not_a_crash() -> None:
+    """kombu's Connection.collect() drops the transport's connection info before a channel
+    it missed restores its unacknowledged messages; building a client then must raise what
+    Celery's reconnect loop ignores, not AttributeError (kombu #582), which stops a worker."""
+    url = REDIS_URL.rsplit("/", 1)[0] + "/13"
+    raw = redis.Redis.from_url(url)
+    raw.flushdb()
+    app = create_app(Settings(redis_url=url))
+    connection = app.connection_for_write()
+    channel = connection.default_channel
+    app.send_task("s2s.test", args=[1], queue="probe", connection=connection)
+    assert channel.basic_get("probe", no_ack=False) is not None  # delivered, unacknowledged
+    channel._disconnect_pools()
+    connection.transport.client = None  # what Connection.collect() leaves behind
+    with pytest.raises(redis.exceptions.ConnectionError):
+        channel.qos.restore_unacked()
+    assert isinstance(redis.exceptions.ConnectionError(), connection.connection_errors)
+    channel.qos._delivered.clear()  # nothing left for kombu's restore-at-exit finalizer
+    raw.flushdb()
+
+
 def test_tasks_travel_through_it() -> None:
     """Published, received and acknowledged through the channel's shared client."""
     url = REDIS_URL.rsplit("/", 1)[0] + "/13"

@@ -1,0 +1,95 @@
+"""A Redis restart under traffic never stops the worker (issue: kombu's AttributeError on a
+closed connection, kombu #582), and every message of the burst is answered once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from s2s_contract.client import send_reply
+from s2s_contract.settings import Settings
+from s2s_contract.tasks import REPLIES_STREAM, ReplyEvent, ReplyRequest
+from tests.utils.services import PrivateRedis, wait_for, worker_process
+from worker.celery_app import create_app
+from worker.store import DialogueStore
+from worker.store.migrate import upgrade
+from worker.store.models import Generation
+
+pytestmark = pytest.mark.integration
+
+USERS, MESSAGES, ROUNDS = 20, 3, 5
+
+
+def _burst(url: str, round_no: int) -> None:
+    producer = create_app(Settings(redis_url=url))
+    client = redis.Redis.from_url(url)
+    for message in range(MESSAGES):
+        for user in range(USERS):
+            request = ReplyRequest.model_validate(
+                {
+                    "chat_id": 100 + user,
+                    "user_id": 100 + user,
+                    "message_id": round_no * 10 + message + 1,
+                    "text": f"round {round_no} message {message}",
+                    "enqueued_at": time.time(),
+                }
+            )
+            send_reply(client, producer, request)
+    producer.close()
+    client.close()
+
+
+def _published(url: str) -> set[tuple[int, int]]:
+    try:
+        client = redis.Redis.from_url(url)
+        entries = client.xrange(REPLIES_STREAM)
+        client.close()
+    except redis.exceptions.RedisError:
+        return set()
+    events = [ReplyEvent.model_validate_json(fields[b"event"]) for _, fields in entries]
+    return {(e.chat_id, e.message_id) for e in events}
+
+
+def _stored(store: DialogueStore) -> int:
+    with store.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(Generation)) or 0)
+
+
+def test_worker_survives_redis_kill_9_under_traffic(tmp_path: Path, checkpoint_dir: Path) -> None:
+    server = PrivateRedis(aof_dir=tmp_path)
+    server.start()
+    db_url = f"sqlite:///{tmp_path / 'faults.sqlite3'}"
+    upgrade(db_url)
+    store = DialogueStore(db_url)
+    env = {
+        "REDIS_URL": server.url,
+        "DATABASE_URL": db_url,
+        "MODEL_DIR": str(checkpoint_dir),
+        "DEVICE": "cpu",
+        "BROKER_VISIBILITY_TIMEOUT": "10",
+        "METRICS_PORT": "0",
+    }
+    try:
+        with worker_process(env, tmp_path / "worker.log") as worker:
+            for round_no in range(ROUNDS):
+                _burst(server.url, round_no)
+                time.sleep(0.5)
+                server.kill()
+                time.sleep(5)
+                server.start()
+                expected = USERS * MESSAGES * (round_no + 1)
+                wait_for(
+                    lambda expected=expected: len(_published(server.url)) >= expected,
+                    120,
+                    f"round {round_no}: {expected} replies published",
+                )
+                log = (tmp_path / "worker.log").read_text(errors="replace")
+                assert worker.poll() is None, f"round {round_no}: worker exited\n{log[-3000:]}"
+                assert _stored(store) == expected, f"round {round_no}"
+    finally:
+        store.engine.dispose()
+        server.stop()
