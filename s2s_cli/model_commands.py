@@ -39,12 +39,18 @@ def train(
         str, typer.Option(help="Corpus mixed into --data: chitchat (or a synthetic task).")
     ] = "chitchat",
     clean: Annotated[
-        bool,
-        typer.Option(help="chitchat: cut closers and out-of-place greetings from targets."),
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--clean/--no-clean",
+            help="chitchat: cut closers and out-of-place greetings from targets [on].",
+        ),
+    ] = None,
     persona: Annotated[
-        bool, typer.Option(help="chitchat: mix in the bot's answers about itself.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--persona/--no-persona", help="chitchat: mix in the bot's answers about itself [on]."
+        ),
+    ] = None,
     direction: Annotated[
         str,
         typer.Option(help="forward (context -> reply) | backward (reply -> message, for MMI)."),
@@ -100,8 +106,8 @@ def train(
                 limit=limit,
                 mix=mix,
                 mix_with=mix_with,
-                clean=clean and task == "chitchat",
-                persona=persona and task == "chitchat",
+                clean=task == "chitchat" if clean is None else clean,
+                persona=task == "chitchat" if persona is None else persona,
                 direction=direction,
             )
             model_options = {

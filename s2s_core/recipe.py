@@ -167,6 +167,8 @@ def new_run(
         model.train()
     else:
         if tokenizer_from is not None:
+            if not (tokenizer_from / "tokenizer.json").is_file():
+                raise ValueError(f"--tokenizer-from {tokenizer_from}: no tokenizer.json there")
             tokenizer = Tokenizer.load(tokenizer_from / "tokenizer.json")
         else:
             tokenizer = train_tokenizer(load_split(data, "train"), data.vocab_size)

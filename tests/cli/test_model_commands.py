@@ -162,6 +162,11 @@ def test_eval_reports_json(trained: Path) -> None:
         (["models", "export", "{model}", "{tmp}/x", "--dtype", "int8"], "--dtype"),
         (["models", "export", "{model}", "{model}"], "different output folder"),
         (["models", "export", "{tmp}/missing", "{tmp}/x"], "not a directory"),
+        (["models", "export", "{model}", "{tmp}/x", "--backward", "{tmp}/nope"], "not a dir"),
+        (["train", "--out", "{tmp}", "--direction", "sideways", *TINY], "direction"),
+        (["train", "--out", "{tmp}", "--clean", *TINY], "apply to --task chitchat"),
+        (["train", "--out", "{tmp}", "--tokenizer-from", "{tmp}/nope", *TINY], "tokenizer"),
+        (["eval", "--model", "{model}", "--messages", "{tmp}/none.txt"], "none.txt"),
     ],
 )
 def test_bad_arguments_fail_clearly(
@@ -233,6 +238,43 @@ def test_export_to_float16_halves_the_weights_and_keeps_the_replies(
         for d in (trained, out)
     ]
     assert replies[0] == replies[1]
+
+
+def test_eval_answers_a_file_of_openers(trained: Path, tmp_path: Path) -> None:
+    openers = tmp_path / "openers.txt"
+    openers.write_text("# comment\na b c\n\nd e f\n")
+    result = runner.invoke(
+        app, ["eval", "--model", str(trained), "--messages", str(openers), "--strategies", "beam"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert report["pairs"] == 2 and "bleu" not in report["beam"]
+    assert [s["context"] for s in report["beam"]["samples"]] == [["a b c"], ["d e f"]]
+    assert report["beam"]["relevance"] is None  # too few contexts to rank against
+
+
+def test_export_ships_a_backward_model_that_eval_uses(trained: Path, tmp_path: Path) -> None:
+    back_dir = tmp_path / "back"
+    args = ["train", "--out", str(back_dir), *TINY, "--direction", "backward"]
+    result = runner.invoke(app, [*args, "--tokenizer-from", str(trained)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "with-mmi"
+    exported = runner.invoke(
+        app, ["models", "export", str(trained), str(out), "--backward", str(back_dir)]
+    )
+    assert exported.exit_code == 0, exported.output
+    assert (out / "backward" / "model.safetensors").is_file()
+    result = runner.invoke(
+        app, ["eval", "--model", str(out), "--limit", "12", "--strategies", "varied"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert report["varied"]["mmi"]["weight"] == 0.5
+    assert 0.0 <= report["varied"]["relevance"]["hits@1/10"] <= 1.0
+    plain = runner.invoke(
+        app, ["eval", "--model", str(out), "--limit", "12", "--strategies", "varied", "--no-mmi"]
+    )
+    assert "mmi" not in json.loads(plain.stdout[plain.stdout.index("{") :])["varied"]
 
 
 def test_card_adds_evaluations_baselines_and_notes(trained: Path, tmp_path: Path) -> None:
