@@ -46,11 +46,12 @@ def train(
         ),
     ] = None,
     persona: Annotated[
-        bool | None,
+        bool,
         typer.Option(
-            "--persona/--no-persona", help="chitchat: mix in the bot's answers about itself [on]."
+            help="chitchat: mix in the bot's answers about itself (learned this way they "
+            "became a reply to everything; the n-best choice answers them instead)."
         ),
-    ] = None,
+    ] = False,
     direction: Annotated[
         str,
         typer.Option(help="forward (context -> reply) | backward (reply -> message, for MMI)."),
@@ -107,7 +108,7 @@ def train(
                 mix=mix,
                 mix_with=mix_with,
                 clean=task == "chitchat" if clean is None else clean,
-                persona=task == "chitchat" if persona is None else persona,
+                persona=persona,
                 direction=direction,
             )
             model_options = {

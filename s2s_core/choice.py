@@ -4,9 +4,10 @@ a backward model reranked it), that a person would accept.
 Rules, in order: a candidate must say something, must not be mostly ``<unk>`` and must not
 repeat one of the bot's recent replies in this conversation; among those, the first without
 a defect (``quality.defects``: a goodbye to a message that said none, a greeting to a
-message that was none, a repeated word; or cut at ``max_len`` mid-sentence) wins, else the
-first acceptable one, else a fallback. The worker, ``s2s eval`` and replay all choose
-through this one function.
+message that was none, a repeated word; cut at ``max_len`` mid-sentence; the bot's
+self-description when nobody asked) wins, else the first acceptable one, else a fallback.
+A known question about the bot (``s2s_core.persona``) gets its one true answer instead.
+The worker, ``s2s eval`` and replay all choose through this one function.
 """
 
 from __future__ import annotations
@@ -17,18 +18,20 @@ from typing import Any
 
 from s2s_core.decoding import Hypothesis
 from s2s_core.mmi import Reranked
+from s2s_core.persona import describes_the_bot, persona_answer
 from s2s_core.quality import defects
 from s2s_core.special import EOS_ID, UNK_ID
 from s2s_core.tokenizer import Tokenizer
 
 MAX_UNK_SHARE = 0.2
 FALLBACK = "…"
+PERSONA = -2  # Choice.index when the persona rule answered a question about the bot
 
 
 @dataclass(frozen=True)
 class Choice:
     text: str
-    index: int  # position in the (reranked) n-best, -1 for the fallback
+    index: int  # position in the (reranked) n-best, -1 for the fallback, -2 (PERSONA)
     candidates: list[dict[str, Any]]  # each: text, score, [forward, backward], [defects]
 
 
@@ -41,6 +44,7 @@ def choose(
 ) -> Choice:
     """``avoid_defects=False`` keeps only the acceptability rules (for ablations: the
     choice as it was before the defect rules)."""
+    answer = persona_answer(message)
     said = {_norm(t) for t in recent_bot}
     texts, candidates, clean, acceptable = [], [], -1, -1
     for i, item in enumerate(nbest):
@@ -48,6 +52,8 @@ def choose(
         tokens = [t for t in hyp.tokens if t != EOS_ID]
         text = tokenizer.decode(tokens).strip()
         found = defects(text, message)
+        if describes_the_bot(text) and answer is None:
+            found.append("unasked_self_description")
         if not hyp.tokens or hyp.tokens[-1] != EOS_ID:
             found.append("unfinished")  # cut at max_len, mid-sentence
         texts.append(text)
@@ -58,6 +64,8 @@ def choose(
         acceptable = i if acceptable < 0 else acceptable
         if not found and clean < 0:
             clean = i
+    if answer is not None:
+        return Choice(answer, PERSONA, candidates)
     pick = clean if clean >= 0 and avoid_defects else acceptable
     return Choice(texts[pick] if pick >= 0 else FALLBACK, pick, candidates)
 

@@ -98,15 +98,12 @@ def backward_example(example: Example) -> Example:
 
 
 def persona_examples(repeat: int = 20) -> list[Example]:
-    """The bot's answers to questions about itself (``resources/persona.tsv``), each pair
-    ``repeat`` times, so a few dozen pairs weigh enough among 120k to be learned."""
-    source = resources.files("s2s_core").joinpath("resources/persona.tsv")
-    pairs = []
-    for line in source.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            question, answer = line.split("\t")
-            pairs.append(Example((Turn(question, "user"),), answer))
-    return pairs * repeat
+    """The bot's answers to questions about itself (``s2s_core.persona``), each pair
+    ``repeat`` times, so a few dozen pairs weigh enough among 120k to be learned. Off by
+    default: learned this way, the answer became a reply to everything (see persona.py)."""
+    from s2s_core.persona import persona_pairs
+
+    return [Example((Turn(q, "user"),), a) for q, a in persona_pairs()] * repeat
 
 
 def read_tsv(path: str | Path) -> list[Example]:

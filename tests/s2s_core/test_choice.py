@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from s2s_core import Hypothesis, Tokenizer
-from s2s_core.choice import FALLBACK, choose
+from s2s_core.choice import FALLBACK, PERSONA, choose
 from s2s_core.mmi import Reranked
 from s2s_core.special import EOS_ID, UNK_ID
 
@@ -66,3 +66,22 @@ def test_a_reply_cut_at_max_len_is_passed_over(tiny_tokenizer: Tokenizer) -> Non
     hyps = [cut, hyp(tiny_tokenizer, "nothing much", -0.5)]
     choice = choose(hyps, tiny_tokenizer, "what is up")
     assert choice.index == 1 and choice.candidates[0]["defects"] == ["unfinished"]
+
+
+def test_a_question_about_the_bot_gets_its_one_answer(tiny_tokenizer: Tokenizer) -> None:
+    hyps = [hyp(tiny_tokenizer, "fine thanks", -0.1)]
+    for message in ("Are you a robot?", "are you a ROBOT", "What's your name?"):
+        choice = choose(hyps, tiny_tokenizer, message)
+        assert choice.index == PERSONA and "chatbot" in choice.text
+        assert choice.candidates[0]["text"] == "fine thanks"  # the n-best is still logged
+
+
+def test_the_self_description_is_passed_over_when_nobody_asked(
+    tiny_tokenizer: Tokenizer,
+) -> None:
+    text = "I'm a chatbot: a small neural network that learned to chat from conversations."
+    canned = Hypothesis([*tiny_tokenizer.encode(text), EOS_ID], -0.1, -0.1)
+    hyps = [canned, hyp(tiny_tokenizer, "nothing much", -0.5)]
+    choice = choose(hyps, tiny_tokenizer, "I lost my job today")
+    assert choice.index == 1
+    assert choice.candidates[0]["defects"] == ["unasked_self_description"]
