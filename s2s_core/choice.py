@@ -42,9 +42,9 @@ def choose(
     recent_bot: Sequence[str] = (),
     avoid_defects: bool = True,
 ) -> Choice:
-    """``avoid_defects=False`` keeps only the acceptability rules (for ablations: the
-    choice as it was before the defect rules)."""
-    answer = persona_answer(message)
+    """``avoid_defects=False`` keeps only the acceptability rules, without the defect and
+    persona rules (for ablations: the choice as it was before them)."""
+    answer = persona_answer(message) if avoid_defects else None
     said = {_norm(t) for t in recent_bot}
     texts, candidates, clean, acceptable = [], [], -1, -1
     for i, item in enumerate(nbest):

@@ -85,3 +85,10 @@ def test_the_self_description_is_passed_over_when_nobody_asked(
     choice = choose(hyps, tiny_tokenizer, "I lost my job today")
     assert choice.index == 1
     assert choice.candidates[0]["defects"] == ["unasked_self_description"]
+
+
+def test_without_the_rules_a_question_about_the_bot_is_decoded(
+    tiny_tokenizer: Tokenizer,
+) -> None:
+    hyps = [hyp(tiny_tokenizer, "fine thanks", -0.1)]
+    assert choose(hyps, tiny_tokenizer, "Are you a robot?", avoid_defects=False).index == 0
