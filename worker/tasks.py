@@ -9,6 +9,7 @@ from concurrent.futures import TimeoutError as DecodeTimeout
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Reject
 from celery.signals import worker_ready
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -64,7 +65,15 @@ def _run(task: Task, action: Callable[[], Any]) -> Any:
     except TRANSIENT as exc:
         countdown = min(2**task.request.retries, 30)
         log.warning("%s: transient %s, retry in %ss", task.name, type(exc).__name__, countdown)
-        raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES) from exc
+        try:
+            retry = task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES, throw=False)
+        except Reject as unpublished:
+            # Celery could not publish the retry (the broker is down) and would drop the
+            # message. Requeue this delivery instead; if Redis cannot take even that, the
+            # message stays unacknowledged there and comes back after the visibility timeout.
+            log.warning("%s: retry not published (%s); requeued", task.name, unpublished.reason)
+            raise Reject(unpublished.reason, requeue=True) from exc
+        raise retry from exc
 
 
 @worker_ready.connect
