@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from s2s_core.checkpoint import CheckpointError, load_checkpoint
 from s2s_core.data import context_ids, target_ids
@@ -109,12 +108,10 @@ def backward_scores(
     tgt = _pad([target_ids(message, cfg.max_tgt_len) for _, message in pairs], device)
     was_training = backward.training
     backward.eval()
-    logits = backward(src, tgt)  # logits: [pairs, tgt_len - 1, vocab]
+    logp, mask = backward.target_log_probs(src, tgt)  # logp: [real target tokens]
     backward.train(was_training)
-    gold = tgt[:, 1:]
-    logp = F.log_softmax(logits.float(), dim=-1).gather(-1, gold.unsqueeze(-1)).squeeze(-1)
-    mask = gold != PAD_ID
-    sums = (logp * mask).sum(dim=1)  # sums: [pairs]
+    rows = mask.nonzero()[:, 0]
+    sums = torch.zeros(len(pairs), device=logp.device).index_add_(0, rows, logp)  # [pairs]
     return (sums / mask.sum(dim=1).clamp(min=1)).tolist()
 
 

@@ -198,13 +198,17 @@ class Decoder(nn.Module):
 
     def head(self, outputs: Tensor, memory: Memory | None) -> Tensor:
         """RNN outputs ``[batch, steps, hidden]`` → logits ``[batch, steps, vocab]``."""
+        return self.out(self.features(outputs, memory))
+
+    def features(self, outputs: Tensor, memory: Memory | None) -> Tensor:
+        """RNN outputs → what the vocabulary projection ``self.out`` reads."""
         if self.attention is not None:
             assert memory is not None
             outputs = self.attention(outputs, memory)
         outputs = self.dropout(outputs)
         if self.out_proj is not None:
             outputs = self.out_proj(outputs)
-        return self.out(outputs)
+        return outputs
 
 
 class Seq2Seq(nn.Module):
@@ -267,6 +271,22 @@ class Seq2Seq(nn.Module):
             logits, _ = self.decoder(inputs, state)
             return logits
         return self._free_running(inputs, state, teacher_forcing_ratio)
+
+    def target_log_probs(self, src: Tensor, tgt: Tensor) -> tuple[Tensor, Tensor]:
+        """Teacher-forced log p(tgt[:, t + 1] | src, tgt[:, :t + 1]) at the real (non-pad)
+        target positions, flattened row by row, with their mask ``[batch, tgt_len - 1]``.
+        The numbers of ``forward`` gathered at the gold tokens, but the vocabulary projection
+        runs only where there is a token to score (MMI scores short messages in long padded
+        batches)."""
+        state = self.encode(src)
+        emb = self.decoder.dropout(self.decoder.embedding(tgt[:, :-1]))  # [batch, steps, emb]
+        outputs, _ = self.decoder.rnn(emb, _for_rnn(state.rnn))  # [batch, steps, hidden]
+        gold = tgt[:, 1:]
+        mask = gold != PAD_ID
+        features = self.decoder.features(outputs, state.memory)[mask]  # [tokens, out_dim]
+        logits = self.decoder.out(features).float()  # logits: [tokens, vocab]
+        picked = logits.gather(1, gold[mask].unsqueeze(1)).squeeze(1)
+        return picked - logits.logsumexp(dim=-1), mask
 
     def _free_running(self, inputs: Tensor, state: DecodeState, ratio: float) -> Tensor:
         """Step by step; each row feeds the truth with probability ``ratio``, else its argmax."""

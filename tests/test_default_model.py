@@ -42,7 +42,7 @@ def test_default_model_is_small_fp16_and_loads() -> None:
     assert model.num_parameters() <= 15_000_000
     assert tokenizer.vocab_size == model.config.tgt_vocab_size
     card = (DEFAULT / "MODEL_CARD.md").read_text()
-    for strategy in ("greedy", "beam", "sibling", "hamming"):
+    for strategy in ("greedy", "beam", "hamming", "varied"):
         assert f"| {strategy} |" in card
     assert (DEFAULT / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
 

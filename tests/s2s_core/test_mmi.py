@@ -99,3 +99,14 @@ def test_a_backward_model_with_another_tokenizer_is_refused(
     save_checkpoint(checkpoint_dir / "backward", backward, other, {})
     with pytest.raises(CheckpointError, match="tokenizer"):
         load_backward(checkpoint_dir, tiny_tokenizer, {})
+
+
+@torch.no_grad()
+def test_target_log_probs_are_the_forward_pass_at_the_gold_tokens() -> None:
+    model = tiny_model(40, attention="luong", tie_embeddings=True, emb_dim=24)
+    src = torch.tensor([[7, 8, 9, 0], [10, 11, 0, 0]])
+    tgt = torch.tensor([[SOS_ID, 12, 13, 14, EOS_ID], [SOS_ID, 15, EOS_ID, 0, 0]])
+    picked, mask = model.target_log_probs(src, tgt)
+    full = torch.log_softmax(model(src, tgt), dim=-1)  # full: [2, 4, vocab]
+    expected = full.gather(-1, tgt[:, 1:].unsqueeze(-1)).squeeze(-1)[mask]
+    assert mask.sum() == 6 and torch.allclose(picked, expected, atol=1e-5)
