@@ -23,7 +23,7 @@ import torch
 
 from s2s_core import DecodeConfig, Seq2Seq, generate, load_checkpoint
 from s2s_core.data import encode_context
-from s2s_core.mmi import MMIConfig, load_backward, mmi_rerank
+from s2s_core.mmi import MMIConfig, load_backward, maybe_rerank
 from s2s_core.recipe import DataConfig, load_split
 from worker.replies import STYLES, decode_config
 
@@ -85,9 +85,7 @@ def _timed(
     backward: tuple[Seq2Seq, MMIConfig] | None,
 ) -> float:
     start = time.perf_counter()
-    nbest = generate(model, sources, cfg)
-    if backward is not None:
-        mmi_rerank(backward[0], messages, nbest, backward[1])
+    maybe_rerank(backward, messages, generate(model, sources, cfg))
     return time.perf_counter() - start
 
 

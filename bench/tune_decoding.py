@@ -31,7 +31,7 @@ from s2s_core import DecodeConfig, generate, load_checkpoint
 from s2s_core.choice import choose
 from s2s_core.data import encode_context
 from s2s_core.evaluate import evaluate_generation, text_metrics
-from s2s_core.mmi import Reranked, load_backward, mmi_rerank
+from s2s_core.mmi import Reranked, load_backward, mmi_rerank, reorder
 from s2s_core.recipe import DataConfig, load_split
 from worker.replies import decode_config
 
@@ -64,27 +64,21 @@ def tune_mmi(args: argparse.Namespace) -> None:
     sources = [encode_context(tokenizer, ex.context, data.max_src_len) for ex in examples]
     messages = [tokenizer.encode(ex.context[-1].text) for ex in examples]
     start = time.perf_counter()
-    scored = []  # per example: (hypothesis, forward, backward) for each candidate
+    scored: list[list[Reranked]] = []  # per example: candidates with both scores
+    neutral = replace(backward[1], weight=0.0, length_bonus=0.0)
     for i in range(0, len(sources), 64):
         nbest = generate(model, sources[i : i + 64], cfg)
-        neutral = replace(backward[1], weight=0.0, length_bonus=0.0)
-        for ranked in mmi_rerank(backward[0], messages[i : i + 64], nbest, neutral):
-            scored.append([(r.hypothesis, r.forward, r.backward) for r in ranked])
+        scored += mmi_rerank(backward[0], messages[i : i + 64], nbest, neutral)
     print(json.dumps({"decoded_and_scored_s": round(time.perf_counter() - start, 1)}))
     results = []
     for weight in MMI_WEIGHTS:
         for bonus in MMI_LENGTH_BONUS:
             if weight == 0.0 and bonus:
                 continue
+            setting = replace(backward[1], weight=weight, length_bonus=bonus)
             texts = []
-            for ex, cands in zip(examples, scored, strict=True):
-                ranked = sorted(
-                    (
-                        Reranked(h, f, b, (1 - weight) * f + weight * b + bonus * len(h.tokens))
-                        for h, f, b in cands
-                    ),
-                    key=lambda r: -r.score,
-                )
+            for ex, candidates in zip(examples, scored, strict=True):
+                ranked = reorder(candidates, setting)
                 recent = [t.text for t in ex.context if t.speaker == "bot"]
                 texts.append(choose(ranked, tokenizer, ex.context[-1].text, recent).text)
             row = {

@@ -98,7 +98,7 @@ def export(
     import shutil
 
     from s2s_core.checkpoint import DTYPES, load_checkpoint, save_checkpoint
-    from s2s_core.mmi import BACKWARD_DIR
+    from s2s_core.mmi import BACKWARD_DIR, load_backward_checkpoint
 
     if dtype not in DTYPES:
         fail(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -108,12 +108,7 @@ def export(
     try:
         net, tokenizer, meta = load_checkpoint(model)
         if backward is not None:
-            back, back_tokenizer, back_meta = load_checkpoint(backward)
-            if back_tokenizer.vocabulary() != tokenizer.vocabulary():
-                fail(
-                    f"{backward} has another tokenizer than {model}: train it with "
-                    f"--tokenizer-from {model}"
-                )
+            back, back_tokenizer, back_meta = load_backward_checkpoint(backward, tokenizer)
             save_checkpoint(out / BACKWARD_DIR, back, back_tokenizer, back_meta, dtype)
         save_checkpoint(out, net, tokenizer, {**meta, "exported_from": str(model)}, dtype)
         if (model / "loss_curve.png").is_file():

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from s2s_core.persona import persona_pairs
+
 SPEAKERS = ("user", "bot")
 SPLITS = ("train", "valid", "test")
 
@@ -101,8 +103,6 @@ def persona_examples(repeat: int = 20) -> list[Example]:
     """The bot's answers to questions about itself (``s2s_core.persona``), each pair
     ``repeat`` times, so a few dozen pairs weigh enough among 120k to be learned. Off by
     default: learned this way, the answer became a reply to everything (see persona.py)."""
-    from s2s_core.persona import persona_pairs
-
     return [Example((Turn(q, "user"),), a) for q, a in persona_pairs()] * repeat
 
 

@@ -14,9 +14,9 @@ from tqdm import tqdm
 from s2s_core.choice import choose
 from s2s_core.corpora import Example
 from s2s_core.data import PairDataset, encode_context
-from s2s_core.decoding import DecodeConfig, Hypothesis, generate
+from s2s_core.decoding import DecodeConfig, generate
 from s2s_core.metrics import corpus_bleu, distinct_n, distinct_reply_share, perplexity
-from s2s_core.mmi import MMIConfig, Reranked, mmi_rerank
+from s2s_core.mmi import MMIConfig, maybe_rerank
 from s2s_core.model import Seq2Seq
 from s2s_core.quality import quality_rates
 from s2s_core.recipe import DataConfig
@@ -55,10 +55,7 @@ def reply_texts(
     texts: list[str] = []
     for start in tqdm(range(0, len(sources), batch_size), disable=not progress, desc=cfg.strategy):
         decoded = generate(model, sources[start : start + batch_size], cfg)
-        nbest: Sequence[Sequence[Hypothesis | Reranked]] = decoded
-        if backward is not None and cfg.n_best > 1:
-            chunk = messages[start : start + batch_size]
-            nbest = mmi_rerank(backward[0], chunk, decoded, backward[1])
+        nbest, _ = maybe_rerank(backward, messages[start : start + batch_size], decoded)
         for ex, candidates in zip(examples[start : start + batch_size], nbest, strict=True):
             recent_bot = [t.text for t in ex.context if t.speaker == "bot"]
             message = ex.context[-1].text

@@ -17,7 +17,7 @@ backward model in one teacher-forced call.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +59,7 @@ def load_backward(
     folder = Path(directory) / BACKWARD_DIR
     if not folder.is_dir():
         return None
-    backward, back_tokenizer, back_meta = load_checkpoint(folder, device)
-    if back_tokenizer.vocabulary() != tokenizer.vocabulary():
-        raise CheckpointError(f"checkpoint {folder}: tokenizer differs from the forward model's")
+    backward, _, back_meta = load_backward_checkpoint(folder, tokenizer, device)
     data, tuned = back_meta.get("data", {}), meta.get("mmi", {})
     try:
         cfg = MMIConfig(
@@ -72,6 +70,20 @@ def load_backward(
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {directory}: bad mmi settings ({exc})") from None
     return backward, cfg
+
+
+def load_backward_checkpoint(
+    folder: str | Path, tokenizer: Tokenizer, device: Any = "cpu"
+) -> tuple[Seq2Seq, Tokenizer, dict[str, Any]]:
+    """A backward model's checkpoint, refused unless it shares ``tokenizer`` (it scores the
+    forward model's tokens as they are)."""
+    backward, back_tokenizer, back_meta = load_checkpoint(folder, device)
+    if back_tokenizer.vocabulary() != tokenizer.vocabulary():
+        raise CheckpointError(
+            f"checkpoint {folder}: tokenizer differs from the forward model's "
+            "(train it with --tokenizer-from the forward model)"
+        )
+    return backward, back_tokenizer, back_meta
 
 
 @dataclass(frozen=True)
@@ -129,11 +141,36 @@ def mmi_rerank(
     scores = iter(backward_scores(backward, pairs, cfg))
     out = []
     for hyps in nbest:
-        ranked = []
-        for hyp in hyps:
-            forward, back = hyp.log_prob / max(len(hyp.tokens), 1), next(scores)
-            combined = (1 - cfg.weight) * forward + cfg.weight * back
-            combined += cfg.length_bonus * len(hyp.tokens)
-            ranked.append(Reranked(hyp, forward, back, combined))
-        out.append(sorted(ranked, key=lambda r: -r.score))
+        scored = [
+            Reranked(hyp, hyp.log_prob / max(len(hyp.tokens), 1), next(scores), 0.0) for hyp in hyps
+        ]
+        out.append(reorder(scored, cfg))
     return out
+
+
+def reorder(candidates: Sequence[Reranked], cfg: MMIConfig) -> list[Reranked]:
+    """Candidates whose forward and backward scores are known, re-scored with ``cfg``'s
+    weight and length bonus and sorted best first (tuning tries many settings this way
+    on one scoring pass)."""
+    rescored = [
+        replace(
+            c,
+            score=(1 - cfg.weight) * c.forward
+            + cfg.weight * c.backward
+            + cfg.length_bonus * len(c.hypothesis.tokens),
+        )
+        for c in candidates
+    ]
+    return sorted(rescored, key=lambda r: -r.score)
+
+
+def maybe_rerank(
+    backward: tuple[Seq2Seq, MMIConfig] | None,
+    messages: Sequence[Sequence[int]],
+    nbest: Sequence[Sequence[Hypothesis]],
+) -> tuple[Sequence[Sequence[Hypothesis | Reranked]], MMIConfig | None]:
+    """The n-best reranked, with the settings used, when there is a backward model and a
+    choice to make (more than one candidate per source); else as decoded, with None."""
+    if backward is None or all(len(hyps) <= 1 for hyps in nbest):
+        return nbest, None
+    return mmi_rerank(backward[0], messages, nbest, backward[1]), backward[1]

@@ -33,7 +33,7 @@ from typing import Any
 from s2s_core.checkpoint import CheckpointError, load_checkpoint, weights_digest
 from s2s_core.decoding import DecodeConfig, Hypothesis, generate
 from s2s_core.device import resolve_device
-from s2s_core.mmi import MMIConfig, Reranked, load_backward, mmi_rerank
+from s2s_core.mmi import MMIConfig, Reranked, load_backward, maybe_rerank
 from s2s_core.model import Seq2Seq
 from s2s_core.tokenizer import Tokenizer
 from worker import metrics
@@ -259,11 +259,8 @@ class Engine:
             serving = self._serving()
             start = time.perf_counter()
             nbest = generate(serving.model, [r.source for r in requests], cfg)
-            results: Sequence[Sequence[Hypothesis | Reranked]] = nbest
-            mmi = serving.backward[1] if serving.backward and cfg.n_best > 1 else None
-            if serving.backward and mmi:
-                messages = [r.message for r in requests]
-                results = mmi_rerank(serving.backward[0], messages, nbest, mmi)
+            messages = [r.message for r in requests]
+            results, mmi = maybe_rerank(serving.backward, messages, nbest)
             ms = (time.perf_counter() - start) * 1000
         except Exception as exc:  # the thread lives on; only the faulty request fails
             if len(requests) > 1:
