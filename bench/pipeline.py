@@ -50,6 +50,7 @@ from s2s_core import (
     save_checkpoint,
 )
 from s2s_core.corpora import Turn
+from s2s_core.decoding import WordTable, word_table
 from s2s_core.recipe import DataConfig, load_split, train_tokenizer
 from worker.celery_app import create_app
 from worker.replies import decode_config
@@ -157,13 +158,13 @@ def decoded_inputs(
     return [rounds[m] for m in sorted(rounds)]
 
 
-def bare_decode_ms(model: Seq2Seq, rounds: list[list[list[int]]]) -> float:
+def bare_decode_ms(model: Seq2Seq, words: WordTable, rounds: list[list[list[int]]]) -> float:
     """Mean time of one ``generate()`` call per round, on that round's inputs."""
     cfg = decode_config("varied")
-    generate(model, rounds[-1], cfg)
+    generate(model, rounds[-1], cfg, words)
     start = time.perf_counter()
     for sources in rounds:
-        generate(model, sources, cfg)
+        generate(model, sources, cfg, words)
     return 1000 * (time.perf_counter() - start) / len(rounds)
 
 
@@ -271,9 +272,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         for i, row in enumerate(pipeline):
             chats = range(1000 * (i + 1), 1000 * (i + 1) + row["chats"])
             rounds = decoded_inputs(db_url, tokenizer, meta, chats)
-            row["bare_decode_ms"] = bare_decode_ms(model, rounds)
+            row["bare_decode_ms"] = bare_decode_ms(model, word_table(tokenizer), rounds)
             row["bare_decode_first_message_ms"] = bare_decode_ms(
-                model, [[first_message] * row["chats"]] * (2 if quick else 3)
+                model, word_table(tokenizer), [[first_message] * row["chats"]] * (2 if quick else 3)
             )
             row["pipeline_overhead"] = row["p50_ms"] / row["bare_decode_ms"] - 1
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:

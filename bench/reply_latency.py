@@ -23,6 +23,7 @@ import torch
 
 from s2s_core import DecodeConfig, Seq2Seq, generate, load_checkpoint
 from s2s_core.data import encode_context
+from s2s_core.decoding import WordTable, word_table
 from s2s_core.mmi import MMIConfig, load_backward, maybe_rerank
 from s2s_core.recipe import DataConfig, load_split
 from worker.replies import STYLES, decode_config
@@ -44,16 +45,17 @@ def main() -> None:
     greedy = {**focused, "strategy": "greedy", "n_best": 1}
     configs = {"greedy": DecodeConfig.from_dict(greedy)}
     configs |= {style: decode_config(style, meta.get("decode")) for style in STYLES}
-    generate(model, sources[:2], configs["greedy"])  # warm-up
+    words = word_table(tokenizer)
+    generate(model, sources[:2], configs["greedy"], words)  # warm-up
     messages = [tokenizer.encode(ex.context[-1].text) for ex in examples]
     backward = load_backward(args.model, tokenizer, meta)
     result: dict[str, Any] = {"model": args.model, "contexts": len(sources)}
     for name, cfg in configs.items():
         plain, with_mmi = [], []
         for source, message in zip(sources, messages, strict=True):
-            plain.append(_timed(model, [source], [message], cfg, None))
+            plain.append(_timed(model, words, [source], [message], cfg, None))
             if backward and cfg.n_best > 1:
-                with_mmi.append(_timed(model, [source], [message], cfg, backward))
+                with_mmi.append(_timed(model, words, [source], [message], cfg, backward))
         result[name] = _summary(plain)
         if with_mmi:
             result[name]["with_mmi"] = _summary(with_mmi)
@@ -67,8 +69,8 @@ def main() -> None:
         cfg = configs["varied"]
         plain, with_mmi = [], []
         for _ in range(5):
-            plain.append(_timed(model, sources[:32], messages[:32], cfg, None))
-            with_mmi.append(_timed(model, sources[:32], messages[:32], cfg, backward))
+            plain.append(_timed(model, words, sources[:32], messages[:32], cfg, None))
+            with_mmi.append(_timed(model, words, sources[:32], messages[:32], cfg, backward))
         result["varied_batch32"] = {
             "p50_ms": round(1000 * statistics.median(plain), 1),
             "with_mmi_p50_ms": round(1000 * statistics.median(with_mmi), 1),
@@ -79,13 +81,14 @@ def main() -> None:
 
 def _timed(
     model: Seq2Seq,
+    words: WordTable,
     sources: list[list[int]],
     messages: list[list[int]],
     cfg: DecodeConfig,
     backward: tuple[Seq2Seq, MMIConfig] | None,
 ) -> float:
     start = time.perf_counter()
-    maybe_rerank(backward, messages, generate(model, sources, cfg))
+    maybe_rerank(backward, messages, generate(model, sources, cfg, words))
     return time.perf_counter() - start
 
 

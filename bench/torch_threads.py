@@ -31,25 +31,28 @@ from typing import Any
 import torch
 
 from s2s_core import Seq2Seq, generate, load_checkpoint
+from s2s_core.decoding import WordTable, word_table
+from s2s_core.tokenizer import Tokenizer
 from worker.replies import decode_config
 
 CASES = ("main_thread", "one_thread", "loaded_by_a_live_thread")
 VARIED = decode_config("varied")  # the worker's default reply style
 
 
-def decode_ms(model: Seq2Seq, rounds: int) -> float:
+def decode_ms(model: Seq2Seq, words: WordTable, rounds: int) -> float:
     batch = [[5 + i % 50 for i in range(j, j + 10)] for j in range(32)]
-    generate(model, batch, VARIED)  # warm up
+    generate(model, batch, VARIED, words)  # warm up
     start = time.perf_counter()
     for _ in range(rounds):
-        generate(model, batch, VARIED)
+        generate(model, batch, VARIED, words)
     return 1000 * (time.perf_counter() - start) / rounds
 
 
 def measure(case: str, checkpoint: Path, rounds: int) -> float:
     """One case, in this (fresh) process."""
+    words = word_table(Tokenizer.load(Path(checkpoint) / "tokenizer.json"))
     if case == "main_thread":
-        return decode_ms(load_checkpoint(checkpoint)[0], rounds)
+        return decode_ms(load_checkpoint(checkpoint)[0], words, rounds)
     result: dict[str, float] = {}
     models: list[Seq2Seq] = []
     stop = threading.Event()
@@ -60,7 +63,7 @@ def measure(case: str, checkpoint: Path, rounds: int) -> float:
 
     def decode() -> None:
         model = models[0] if models else load_checkpoint(checkpoint)[0]
-        result["ms"] = decode_ms(model, rounds)
+        result["ms"] = decode_ms(model, words, rounds)
 
     if case == "loaded_by_a_live_thread":
         loader = threading.Thread(target=load_and_stay)

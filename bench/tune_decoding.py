@@ -30,6 +30,7 @@ from typing import Any
 from s2s_core import DecodeConfig, generate, load_checkpoint
 from s2s_core.choice import choose
 from s2s_core.data import encode_context
+from s2s_core.decoding import word_table
 from s2s_core.evaluate import evaluate_generation, text_metrics
 from s2s_core.mmi import Reranked, load_backward, mmi_rerank, reorder
 from s2s_core.recipe import DataConfig, load_split
@@ -67,7 +68,7 @@ def tune_mmi(args: argparse.Namespace) -> None:
     scored: list[list[Reranked]] = []  # per example: candidates with both scores
     neutral = replace(backward[1], weight=0.0, length_bonus=0.0)
     for i in range(0, len(sources), 64):
-        nbest = generate(model, sources[i : i + 64], cfg)
+        nbest = generate(model, sources[i : i + 64], cfg, word_table(tokenizer))
         scored += mmi_rerank(backward[0], messages[i : i + 64], nbest, neutral)
     print(json.dumps({"decoded_and_scored_s": round(time.perf_counter() - start, 1)}))
     results = []

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from s2s_core.choice import choose
 from s2s_core.corpora import Example
 from s2s_core.data import PairDataset, encode_context
-from s2s_core.decoding import DecodeConfig, generate
+from s2s_core.decoding import DecodeConfig, generate, word_table
 from s2s_core.metrics import corpus_bleu, distinct_n, distinct_reply_share, perplexity
 from s2s_core.mmi import MMIConfig, maybe_rerank
 from s2s_core.model import Seq2Seq
@@ -54,7 +54,7 @@ def reply_texts(
     messages = [tokenizer.encode(ex.context[-1].text) for ex in examples]
     texts: list[str] = []
     for start in tqdm(range(0, len(sources), batch_size), disable=not progress, desc=cfg.strategy):
-        decoded = generate(model, sources[start : start + batch_size], cfg)
+        decoded = generate(model, sources[start : start + batch_size], cfg, word_table(tokenizer))
         nbest, _ = maybe_rerank(backward, messages[start : start + batch_size], decoded)
         for ex, candidates in zip(examples[start : start + batch_size], nbest, strict=True):
             recent_bot = [t.text for t in ex.context if t.speaker == "bot"]

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from s2s_core.checkpoint import CheckpointError, load_checkpoint, weights_digest
-from s2s_core.decoding import DecodeConfig, Hypothesis, generate
+from s2s_core.decoding import DecodeConfig, Hypothesis, WordTable, generate, word_table
 from s2s_core.device import resolve_device
 from s2s_core.mmi import MMIConfig, Reranked, load_backward, maybe_rerank
 from s2s_core.model import Seq2Seq
@@ -52,6 +52,7 @@ class LoadedModel:
     model: Seq2Seq
     tokenizer: Tokenizer
     meta: dict[str, Any]
+    words: WordTable  # the tokenizer's words, for the word-repetition rule
     backward: tuple[Seq2Seq, MMIConfig] | None = None  # MMI reranking, when it ships one
 
 
@@ -258,7 +259,7 @@ class Engine:
         try:
             serving = self._serving()
             start = time.perf_counter()
-            nbest = generate(serving.model, [r.source for r in requests], cfg)
+            nbest = generate(serving.model, [r.source for r in requests], cfg, serving.words)
             messages = [r.message for r in requests]
             results, mmi = maybe_rerank(serving.backward, messages, nbest)
             ms = (time.perf_counter() - start) * 1000
@@ -298,7 +299,7 @@ class Engine:
             f"MMI reranking, weight {backward[1].weight}" if backward else "no MMI reranking",
         )
         _freeze_the_heap()
-        return LoadedModel(version, model, tokenizer, meta, backward)
+        return LoadedModel(version, model, tokenizer, meta, word_table(tokenizer), backward)
 
 
 def _freeze_the_heap() -> None:

@@ -19,7 +19,13 @@ STYLES: dict[str, dict[str, Any]] = {
     },
     "playful": {"strategy": "sample", "n_best": 4, "top_p": 0.9, "temperature": 0.9},
 }
-SHARED = {"max_len": 32, "min_len": 2, "no_repeat_ngram": 3, "length_penalty": 1.0}
+SHARED = {
+    "max_len": 32,
+    "min_len": 2,
+    "no_repeat_ngram": 3,
+    "max_word_uses": 2,
+    "length_penalty": 1.0,
+}
 
 
 def decode_config(style: str, tuned: dict[str, Any] | None = None) -> DecodeConfig:

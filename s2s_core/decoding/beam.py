@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from s2s_core.decoding.config import DecodeConfig, length_penalty
-from s2s_core.decoding.constraints import block_repeats, block_source, block_specials
+from s2s_core.decoding.constraints import Rules
 from s2s_core.decoding.search import Candidates, make_search
 from s2s_core.special import EOS_ID, SOS_ID
 
@@ -103,14 +103,14 @@ class BeamSearch:
         self.done = torch.zeros(batch * self.groups, dtype=torch.bool, device=device)
         self.row_base = torch.arange(batch, device=device).unsqueeze(1) * self.beam
 
-    def run(self, state: Any, source_windows: Tensor | None) -> Pool:
+    def run(self, state: Any, rules: Rules) -> Pool:
         cfg = self.cfg
         rows = torch.arange(self.batch * self.beam, device=self.device)
         state = self.model.reorder_state(state, torch.div(rows, self.beam, rounding_mode="floor"))
         prev = torch.full_like(rows, SOS_ID)
         for step in range(cfg.max_len):
             lprobs, state = self.model.decode_step(prev, state)
-            lprobs = self._constrain(lprobs, step, source_windows)
+            lprobs = rules.apply(lprobs, self.tokens[:, :, :step].reshape(lprobs.size(0), step))
             cand = self.search.step(lprobs.view(self.batch, self.beam, -1), self.cum)
             self._finalize(cand, step)
             state = self.model.reorder_state(state, self._advance(cand, step), within_sources=True)
@@ -122,17 +122,6 @@ class BeamSearch:
         else:
             self._cut_survivors()
         return self.pool.merge_groups(self.groups, cfg.n_best)
-
-    def _constrain(self, lprobs: Tensor, step: int, source_windows: Tensor | None) -> Tensor:
-        cfg = self.cfg
-        # In place: the blocked entries are never chosen, so reported scores are unchanged.
-        block_specials(lprobs, step, cfg.min_len)
-        history = self.tokens[:, :, :step].reshape(lprobs.size(0), step)
-        if cfg.no_repeat_ngram:
-            block_repeats(lprobs, history, cfg.no_repeat_ngram)
-        if source_windows is not None:
-            block_source(lprobs, history, source_windows, cfg.block_source_ngram)
-        return lprobs
 
     def _lp(self, length: int) -> float:
         return float(length_penalty(length, self.cfg.length_penalty, self.cfg.length_penalty_form))

@@ -26,6 +26,7 @@ class DecodeConfig:
     num_groups: int | None = None  # hamming groups; None = beam_size (one beam per group)
     no_repeat_ngram: int = 0  # n > 0: no n-gram occurs twice in a hypothesis
     block_source_ngram: int = 0  # n > 0: no n-gram of the source is repeated (no parroting)
+    max_word_uses: int = 0  # n > 0: a content word at most n times, no word twice in a row
     temperature: float = 1.0  # sample: logits divided by this
     top_k: int = 0  # sample: keep the k most likely tokens (0 = all)
     top_p: float = 1.0  # sample: keep the smallest set with this much probability mass
@@ -37,7 +38,7 @@ class DecodeConfig:
         _choice("length_penalty_form", self.length_penalty_form, LENGTH_PENALTY_FORMS)
         for name in ("beam_size", "n_best", "max_len"):
             _int_at_least(name, getattr(self, name), 1)
-        for name in ("min_len", "no_repeat_ngram", "block_source_ngram", "top_k"):
+        for name in ("min_len", "no_repeat_ngram", "block_source_ngram", "max_word_uses", "top_k"):
             _int_at_least(name, getattr(self, name), 0)
         if self.min_len >= self.max_len:
             raise ValueError(f"min_len ({self.min_len}) must be below max_len ({self.max_len})")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
+from s2s_core.decoding.config import DecodeConfig
+from s2s_core.decoding.words import WordTable, block_word_repeats
 from s2s_core.special import EOS_ID, PAD_ID, SOS_ID
 
 NEG_INF = float("-inf")
@@ -56,3 +60,27 @@ def block_source(lprobs: Tensor, history: Tensor, source_windows: Tensor, n: int
     if n < 1 or step < n - 1:
         return
     ban_ngram_completions(lprobs, source_windows, history[:, step - n + 1 :])
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Every hard rule of one decode, applied the same way by beam search, greedy search and
+    sampling: ``source_windows`` (rows' source n-grams, for ``block_source_ngram``) and
+    ``words`` (for ``max_word_uses``) are None when their rule is off."""
+
+    cfg: DecodeConfig
+    source_windows: Tensor | None
+    words: WordTable | None
+
+    def apply(self, lprobs: Tensor, history: Tensor) -> Tensor:
+        """Blocks, in place, what ``history`` [rows, step] (each row's tokens so far) rules
+        out next. A blocked token is never chosen, so reported scores stay the model's."""
+        cfg, step = self.cfg, history.size(1)
+        block_specials(lprobs, step, cfg.min_len)
+        if cfg.no_repeat_ngram:
+            block_repeats(lprobs, history, cfg.no_repeat_ngram)
+        if self.source_windows is not None:
+            block_source(lprobs, history, self.source_windows, cfg.block_source_ngram)
+        if self.words is not None:
+            block_word_repeats(lprobs, history, self.words, cfg.max_word_uses)
+        return lprobs

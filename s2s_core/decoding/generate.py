@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import torch
@@ -11,8 +12,9 @@ from torch import Tensor
 from s2s_core.data import pad_batch
 from s2s_core.decoding.beam import BeamSearch, Pool
 from s2s_core.decoding.config import DecodeConfig, Hypothesis
-from s2s_core.decoding.constraints import ngram_windows
+from s2s_core.decoding.constraints import Rules, ngram_windows
 from s2s_core.decoding.sampling import decode_rows, rows_to_pool
+from s2s_core.decoding.words import WordTable
 from s2s_core.special import PAD_ID
 
 
@@ -29,12 +31,23 @@ class Decodable(Protocol):
 
 
 def generate(
-    model: Decodable, src: Sequence[Sequence[int]], cfg: DecodeConfig
+    model: Decodable,
+    src: Sequence[Sequence[int]],
+    cfg: DecodeConfig,
+    words: WordTable | None = None,
 ) -> list[list[Hypothesis]]:
     """Decodes each source (token ids, no ``<sos>``/``<eos>``) into its n-best list, best
     first. All sources decode together as one batch; see ``DecodeConfig`` for the options
-    and ``Hypothesis`` for what tokens, score and log_prob mean."""
+    and ``Hypothesis`` for what tokens, score and log_prob mean. ``words`` (the target
+    tokenizer's ``WordTable``) is needed by ``cfg.max_word_uses`` and unused otherwise."""
     _check_sources(src, model.src_vocab_size)
+    if cfg.max_word_uses and words is None:
+        raise ValueError("max_word_uses needs the tokenizer's WordTable (words=...)")
+    if cfg.max_word_uses and words is not None and words.word.numel() != model.tgt_vocab_size:
+        raise ValueError(
+            f"WordTable covers {words.word.numel()} tokens, the model's vocabulary "
+            f"{model.tgt_vocab_size}"
+        )
     if cfg.strategy == "beam" and cfg.beam_size > model.tgt_vocab_size:
         raise ValueError(
             f"beam_size ({cfg.beam_size}) exceeds the vocabulary ({model.tgt_vocab_size})"
@@ -46,7 +59,8 @@ def generate(
         model.eval()
     try:
         with torch.inference_mode():
-            pool = _decode(model, src_tensor, cfg, device)
+            rules = Rules(cfg, None, words.to(device) if cfg.max_word_uses and words else None)
+            pool = _decode(model, src_tensor, rules, device)
     finally:
         if isinstance(model, torch.nn.Module):
             model.train(was_training)
@@ -73,25 +87,25 @@ def _device(model: Any) -> torch.device:
     return torch.device(getattr(model, "device", "cpu"))
 
 
-def _decode(model: Any, src: Tensor, cfg: DecodeConfig, device: torch.device) -> Pool:
-    batch = src.size(0)
+def _decode(model: Any, src: Tensor, rules: Rules, device: torch.device) -> Pool:
+    cfg, batch = rules.cfg, src.size(0)
     per_source = (
         cfg.beam_size if cfg.strategy == "beam" else (cfg.n_best if cfg.strategy == "sample" else 1)
     )
     rows_of_source = torch.arange(batch * per_source, device=device) // per_source
-    windows = None
     if cfg.block_source_ngram:
         windows = ngram_windows(src, cfg.block_source_ngram).index_select(0, rows_of_source)
+        rules = replace(rules, source_windows=windows)
     state = model.encode(src)
     if cfg.strategy == "beam":
-        return BeamSearch(model, cfg, batch, device).run(state, windows)
+        return BeamSearch(model, cfg, batch, device).run(state, rules)
     state = model.reorder_state(state, rows_of_source)
     generator = None
     if cfg.strategy == "sample":
         generator = torch.Generator(device=device)
         generator.manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
     tokens, lengths, log_probs = decode_rows(
-        model, state, batch * per_source, device, cfg, windows, generator
+        model, state, batch * per_source, device, rules, generator
     )
     return rows_to_pool(tokens, lengths, log_probs, cfg, per_source)
 

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from s2s_core.decoding.beam import DONE_CHECK_EVERY, NEG_INF, Pool
 from s2s_core.decoding.config import DecodeConfig, length_penalty
-from s2s_core.decoding.constraints import block_repeats, block_source, block_specials
+from s2s_core.decoding.constraints import Rules
 from s2s_core.special import EOS_ID, PAD_ID, SOS_ID
 
 
@@ -33,12 +33,12 @@ def decode_rows(
     state: Any,
     rows: int,
     device: torch.device,
-    cfg: DecodeConfig,
-    source_windows: Tensor | None,
+    rules: Rules,
     generator: torch.Generator | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Decodes every row of ``state`` to ``<eos>`` or ``max_len``: argmax when ``generator``
     is None, else a sample. Returns tokens [rows, max_len] (padded), lengths, log-probs."""
+    cfg = rules.cfg
     tokens = torch.full((rows, cfg.max_len), PAD_ID, dtype=torch.long, device=device)
     lengths = torch.full((rows,), cfg.max_len, dtype=torch.long, device=device)
     log_probs = torch.zeros(rows, device=device)
@@ -46,12 +46,7 @@ def decode_rows(
     prev = torch.full((rows,), SOS_ID, dtype=torch.long, device=device)
     for step in range(cfg.max_len):
         lprobs, state = model.decode_step(prev, state)
-        # Blocked in place: a blocked token is never chosen, so scores stay the model's.
-        block_specials(lprobs, step, cfg.min_len)
-        if cfg.no_repeat_ngram:
-            block_repeats(lprobs, tokens[:, :step], cfg.no_repeat_ngram)
-        if source_windows is not None:
-            block_source(lprobs, tokens[:, :step], source_windows, cfg.block_source_ngram)
+        lprobs = rules.apply(lprobs, tokens[:, :step])
         if generator is None:
             token = lprobs.argmax(dim=-1)
         else:
