@@ -24,7 +24,7 @@ import torch
 from s2s_core import DecodeConfig, Seq2Seq, generate, load_checkpoint
 from s2s_core.data import encode_context
 from s2s_core.decoding import WordTable, word_table
-from s2s_core.mmi import MMIConfig, load_backward, maybe_rerank
+from s2s_core.mmi import Backward, load_backward, maybe_rerank
 from s2s_core.recipe import DataConfig, load_split
 from worker.replies import STYLES, decode_config
 
@@ -85,7 +85,7 @@ def _timed(
     sources: list[list[int]],
     messages: list[list[int]],
     cfg: DecodeConfig,
-    backward: tuple[Seq2Seq, MMIConfig] | None,
+    backward: Backward | None,
 ) -> float:
     start = time.perf_counter()
     maybe_rerank(backward, messages, generate(model, sources, cfg, words))

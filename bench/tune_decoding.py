@@ -66,17 +66,17 @@ def tune_mmi(args: argparse.Namespace) -> None:
     messages = [tokenizer.encode(ex.context[-1].text) for ex in examples]
     start = time.perf_counter()
     scored: list[list[Reranked]] = []  # per example: candidates with both scores
-    neutral = replace(backward[1], weight=0.0, length_bonus=0.0)
+    neutral = backward.with_settings(weight=0.0, length_bonus=0.0)
     for i in range(0, len(sources), 64):
         nbest = generate(model, sources[i : i + 64], cfg, word_table(tokenizer))
-        scored += mmi_rerank(backward[0], messages[i : i + 64], nbest, neutral)
+        scored += mmi_rerank(neutral, messages[i : i + 64], nbest)
     print(json.dumps({"decoded_and_scored_s": round(time.perf_counter() - start, 1)}))
     results = []
     for weight in MMI_WEIGHTS:
         for bonus in MMI_LENGTH_BONUS:
             if weight == 0.0 and bonus:
                 continue
-            setting = replace(backward[1], weight=weight, length_bonus=bonus)
+            setting = replace(backward.cfg, weight=weight, length_bonus=bonus)
             texts = []
             for ex, candidates in zip(examples, scored, strict=True):
                 ranked = reorder(candidates, setting)

@@ -21,15 +21,19 @@ from dataclasses import dataclass
 from s2s_core.corpora import Example
 
 # Sentences that end a conversation. "have to go" only where the going ends the clause, so
-# "go big or go home" and "my loyalty is going to have to go with me" stay.
+# "go big or go home" and "my loyalty is going to have to go with me" stay; going to class or
+# to bed only "now" or "soon" ("I have to go to work tomorrow" is news, not a goodbye).
 CLOSER = re.compile(
     r"\b(?:bye+|goodbye|good ?night|ttyl|take care|see (?:you|ya) (?:later|soon|around|"
     r"tomorrow|next time)|talk (?:to you|again) (?:later|soon|sometime)|"
     r"(?:gotta|have to|need to|got to|must|should|going to|gonna) (?:go|run|leave|head out|"
     r"get going|sign off|log off)(?:\s+(?:now|soon|too|though|sorry|for now|unfortunately))?"
     r"(?=\s*(?:[.!,;:)~]|$|but|and|so|bye|sorry|it was|see|thanks|have))|"
+    r"(?:gotta|have to|need to|got to|must|should|going to|gonna) (?:go|head) (?:to (?:class|"
+    r"bed|sleep|work|school|dinner|lunch|the gym)|eat|sleep) (?:now|soon)|"
     r"(?:nice|great|good|fun|lovely|pleasure|awesome|cool) (?:talking|chatting|speaking|"
     r"meeting) (?:to|with) you|(?:pleasure|nice|fun|great) (?:talking|chatting)|"
+    r"(?:been|was) (?:a )?(?:nice|great|good|fun|lovely|pleasure|awesome|cool) meeting you|"
     r"thanks? (?:you )?for (?:the |this |our )?(?:chat|talk|conversation|chatting|talking|"
     r"taking the time)|enjoy(?:ed)? (?:the|our|this) (?:chat|conversation|talk)|"
     r"have a (?:great|good|nice|wonderful|lovely|fantastic) (?:rest of your )?"

@@ -16,7 +16,7 @@ from s2s_core.corpora import Example
 from s2s_core.data import PairDataset, encode_context
 from s2s_core.decoding import DecodeConfig, generate, word_table
 from s2s_core.metrics import corpus_bleu, distinct_n, distinct_reply_share, perplexity
-from s2s_core.mmi import MMIConfig, maybe_rerank
+from s2s_core.mmi import Backward, maybe_rerank
 from s2s_core.model import Seq2Seq
 from s2s_core.quality import quality_rates
 from s2s_core.recipe import DataConfig
@@ -42,7 +42,7 @@ def reply_texts(
     examples: Sequence[Example],
     data: DataConfig,
     cfg: DecodeConfig,
-    backward: tuple[Seq2Seq, MMIConfig] | None = None,
+    backward: Backward | None = None,
     batch_size: int = 64,
     progress: bool = False,
     avoid_defects: bool = True,
@@ -94,7 +94,7 @@ def evaluate_generation(
     examples: Sequence[Example],
     data: DataConfig,
     cfg: DecodeConfig,
-    backward: tuple[Seq2Seq, MMIConfig] | None = None,
+    backward: Backward | None = None,
     progress: bool = False,
     relevance: bool = True,
     avoid_defects: bool = True,
@@ -112,7 +112,7 @@ def evaluate_generation(
     return {
         "decode": cfg.to_dict(),
         "avoid_defects": avoid_defects,
-        **({"mmi": asdict(backward[1])} if backward and cfg.n_best > 1 else {}),
+        **({"mmi": asdict(backward.cfg)} if backward and cfg.n_best > 1 else {}),
         **text_metrics(examples, texts, relevance),
         "samples": [
             {"context": [t.text for t in ex.context], "reference": ex.response, "reply": text}

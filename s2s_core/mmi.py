@@ -7,11 +7,16 @@ likes replies that could only answer *this* message. Each candidate T of a messa
     score = (1 - weight) * log p(T | S) / |T|  +  weight * log p(S | T) / |S|  +  length_bonus * |T|
 
 where |T| counts the reply's generated tokens including ``<eos>`` (the forward score is the
-candidate's summed log-probability from decoding, divided by that length), and |S| counts
-the message's tokens plus ``<eos>`` as the backward model predicts them. Both log terms are
-per-token means, so neither length dominates; ``length_bonus`` (gamma) is the paper's
-explicit reward for longer replies. All candidates of a whole batch are scored by the
-backward model in one teacher-forced call.
+candidate's summed log-probability from decoding, divided by that length). The backward term
+is the mean log-probability of the message's tokens as the backward model predicts them
+(teacher-forced): with ``content_only`` (the default) only the tokens of its content words
+count, |S| of them (all tokens plus ``<eos>`` when it has none, "How are you?"), else all
+tokens plus ``<eos>``. The function words of a message ("I", "the", "?") say how it is
+phrased, not what it is about, and projecting only the content words costs a third as much
+(the model card measures both). Both log terms are per-token means, so neither length
+dominates; ``length_bonus`` (gamma) is the paper's explicit reward for longer replies. All
+candidates of a whole batch are scored by the backward model together, in chunks of similar
+length.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from s2s_core.checkpoint import CheckpointError, load_checkpoint
 from s2s_core.data import context_ids, target_ids
-from s2s_core.decoding import Hypothesis
+from s2s_core.decoding import Hypothesis, word_table
 from s2s_core.model import Seq2Seq
 from s2s_core.special import EOS_ID, PAD_ID
 from s2s_core.tokenizer import Tokenizer
@@ -37,22 +43,46 @@ class MMIConfig:
     length_bonus: float = 0.0  # gamma: added per reply token
     max_src_len: int = 64  # backward model's source (the reply) tokens kept
     max_tgt_len: int = 32  # backward model's target (the message) tokens, <sos>/<eos> included
+    content_only: bool = True  # score only the message's content-word tokens (see above)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.weight <= 1.0:
             raise ValueError(f"MMIConfig.weight must be in [0, 1], got {self.weight}")
         if self.max_src_len < 1 or self.max_tgt_len < 3:
             raise ValueError("MMIConfig needs max_src_len >= 1 and max_tgt_len >= 3")
+        if not isinstance(self.content_only, bool):
+            raise ValueError(
+                f"MMIConfig.content_only must be true or false, got {self.content_only!r}"
+            )
 
 
 BACKWARD_DIR = "backward"  # a checkpoint's backward model lives in this sub-folder
 
 
+@dataclass(frozen=True)
+class Backward:
+    """A backward model p(message | reply) ready to rerank: the model, its settings and the
+    tokens that make up content words (``content``: [vocab] bool, ``content_only``)."""
+
+    model: Seq2Seq
+    cfg: MMIConfig
+    content: Tensor
+
+    @classmethod
+    def of(cls, model: Seq2Seq, tokenizer: Tokenizer, cfg: MMIConfig) -> Backward:
+        words = word_table(tokenizer)
+        content = (words.word >= 0) & words.content[words.word.clamp(min=0)]
+        return cls(model, cfg, content.to(next(model.parameters()).device))
+
+    def with_settings(self, **changes: Any) -> Backward:
+        return replace(self, cfg=replace(self.cfg, **changes))
+
+
 def load_backward(
     directory: str | Path, tokenizer: Tokenizer, meta: dict[str, Any], device: Any = "cpu"
-) -> tuple[Seq2Seq, MMIConfig] | None:
+) -> Backward | None:
     """The backward model a forward checkpoint carries in ``backward/``, with the MMI
-    settings tuned for the pair (``weight`` and ``length_bonus`` of the forward's
+    settings tuned for the pair (``weight``, ``length_bonus`` and ``content_only`` of the forward's
     metrics.json ``mmi``, written by ``bench/tune_decoding.py --mmi --write``), or None
     without one.
     It must share the forward model's tokenizer: it scores the forward's tokens as they are."""
@@ -63,13 +93,13 @@ def load_backward(
     data, tuned = back_meta.get("data", {}), meta.get("mmi", {})
     try:
         cfg = MMIConfig(
-            **{k: v for k, v in tuned.items() if k in ("weight", "length_bonus")},
+            **{k: v for k, v in tuned.items() if k in ("weight", "length_bonus", "content_only")},
             max_src_len=int(data.get("max_src_len", 64)),
             max_tgt_len=int(data.get("max_tgt_len", 32)),
         )
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {directory}: bad mmi settings ({exc})") from None
-    return backward, cfg
+    return Backward.of(backward, tokenizer, cfg)
 
 
 def load_backward_checkpoint(
@@ -108,43 +138,72 @@ def _pad(rows: list[list[int]], device: torch.device) -> torch.Tensor:
     return out.to(device)
 
 
+# Pairs per teacher-forced call. Sorted by length, each chunk pads only to its own longest
+# message and reply: one padded batch of 192 pairs ran the LSTMs and attention over 44% padding
+# and held a 100 MB logits tensor (bench/reply_latency.py, batch 32: see the model card).
+SCORE_CHUNK = 48
+
+
 @torch.no_grad()
 def backward_scores(
-    backward: Seq2Seq, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], cfg: MMIConfig
+    backward: Backward, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]
 ) -> list[float]:
-    """Mean per-token log p(message | reply) for each (reply, message) pair, one batch."""
+    """The backward term of each (reply, message) pair: mean log p(message | reply) over
+    the message's scored tokens (module docstring). The pairs are sorted by length and
+    scored in chunks of ``SCORE_CHUNK``; the scores come back in the pairs' order."""
     if not pairs:
         return []
-    device = next(backward.parameters()).device
-    src = _pad([backward_source(reply, cfg.max_src_len) for reply, _ in pairs], device)
-    tgt = _pad([target_ids(message, cfg.max_tgt_len) for _, message in pairs], device)
-    was_training = backward.training
-    backward.eval()
-    logp, mask = backward.target_log_probs(src, tgt)  # logp: [real target tokens]
-    backward.train(was_training)
-    rows = mask.nonzero()[:, 0]
-    sums = torch.zeros(len(pairs), device=logp.device).index_add_(0, rows, logp)  # [pairs]
-    return (sums / mask.sum(dim=1).clamp(min=1)).tolist()
+    cfg, model = backward.cfg, backward.model
+    device = next(model.parameters()).device
+    sources = [backward_source(reply, cfg.max_src_len) for reply, _ in pairs]
+    targets = [target_ids(message, cfg.max_tgt_len) for _, message in pairs]
+    order = sorted(range(len(pairs)), key=lambda i: (len(targets[i]), len(sources[i])))
+    scores = [0.0] * len(pairs)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(order), SCORE_CHUNK):
+            chunk = order[start : start + SCORE_CHUNK]
+            src = _pad([sources[i] for i in chunk], device)
+            tgt = _pad([targets[i] for i in chunk], device)
+            logp, mask = model.target_log_probs(src, tgt, _scored(backward, tgt))
+            rows = mask.nonzero()[:, 0]
+            sums = torch.zeros(len(chunk), device=logp.device).index_add_(0, rows, logp)
+            means = (sums / mask.sum(dim=1).clamp(min=1)).tolist()
+            for i, mean in zip(chunk, means, strict=True):
+                scores[i] = mean
+    finally:
+        model.train(was_training)
+    return scores
+
+
+def _scored(backward: Backward, tgt: Tensor) -> Tensor | None:
+    """Which predicted positions of ``tgt`` count: the content words' tokens, or every real
+    position of a row without any (None: every real position of every row)."""
+    if not backward.cfg.content_only:
+        return None
+    gold = tgt[:, 1:]
+    content = backward.content[gold]
+    return torch.where(content.any(dim=1, keepdim=True), content, gold != PAD_ID)
 
 
 def mmi_rerank(
-    backward: Seq2Seq,
+    backward: Backward,
     messages: Sequence[Sequence[int]],
     nbest: Sequence[Sequence[Hypothesis]],
-    cfg: MMIConfig,
 ) -> list[list[Reranked]]:
     """Each source's n-best re-ordered by the MMI score; ``messages[i]`` holds the token
     ids of the message source ``i`` answers (its last turn, no speaker marker)."""
     if len(messages) != len(nbest):
         raise ValueError(f"{len(messages)} messages for {len(nbest)} n-best lists")
     pairs = [(hyp.tokens, msg) for msg, hyps in zip(messages, nbest, strict=True) for hyp in hyps]
-    scores = iter(backward_scores(backward, pairs, cfg))
+    scores = iter(backward_scores(backward, pairs))
     out = []
     for hyps in nbest:
         scored = [
             Reranked(hyp, hyp.log_prob / max(len(hyp.tokens), 1), next(scores), 0.0) for hyp in hyps
         ]
-        out.append(reorder(scored, cfg))
+        out.append(reorder(scored, backward.cfg))
     return out
 
 
@@ -165,7 +224,7 @@ def reorder(candidates: Sequence[Reranked], cfg: MMIConfig) -> list[Reranked]:
 
 
 def maybe_rerank(
-    backward: tuple[Seq2Seq, MMIConfig] | None,
+    backward: Backward | None,
     messages: Sequence[Sequence[int]],
     nbest: Sequence[Sequence[Hypothesis]],
 ) -> tuple[Sequence[Sequence[Hypothesis | Reranked]], MMIConfig | None]:
@@ -173,4 +232,4 @@ def maybe_rerank(
     choice to make (more than one candidate per source); else as decoded, with None."""
     if backward is None or all(len(hyps) <= 1 for hyps in nbest):
         return nbest, None
-    return mmi_rerank(backward[0], messages, nbest, backward[1]), backward[1]
+    return mmi_rerank(backward, messages, nbest), backward.cfg

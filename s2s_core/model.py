@@ -272,21 +272,36 @@ class Seq2Seq(nn.Module):
             return logits
         return self._free_running(inputs, state, teacher_forcing_ratio)
 
-    def target_log_probs(self, src: Tensor, tgt: Tensor) -> tuple[Tensor, Tensor]:
-        """Teacher-forced log p(tgt[:, t + 1] | src, tgt[:, :t + 1]) at the real (non-pad)
-        target positions, flattened row by row, with their mask ``[batch, tgt_len - 1]``.
-        The numbers of ``forward`` gathered at the gold tokens, but the vocabulary projection
-        runs only where there is a token to score (MMI scores short messages in long padded
-        batches)."""
+    def target_log_probs(
+        self, src: Tensor, tgt: Tensor, scored: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Teacher-forced log p(tgt[:, t + 1] | src, tgt[:, :t + 1]) at the scored target
+        positions, flattened row by row, with their mask ``[batch, tgt_len - 1]``: the real
+        (non-pad) positions, or ``scored`` where given (a subset of them). The numbers of
+        ``forward`` gathered at the gold tokens, but attention and the vocabulary projection
+        run only where there is a token to score (MMI scores short messages in long padded
+        batches, and only their content words)."""
         state = self.encode(src)
         emb = self.decoder.dropout(self.decoder.embedding(tgt[:, :-1]))  # [batch, steps, emb]
         outputs, _ = self.decoder.rnn(emb, _for_rnn(state.rnn))  # [batch, steps, hidden]
         gold = tgt[:, 1:]
-        mask = gold != PAD_ID
-        features = self.decoder.features(outputs, state.memory)[mask]  # [tokens, out_dim]
+        mask = gold != PAD_ID if scored is None else scored & (gold != PAD_ID)
+        features = self._features_at(outputs, state.memory, mask)  # [tokens, out_dim]
         logits = self.decoder.out(features).float()  # logits: [tokens, vocab]
         picked = logits.gather(1, gold[mask].unsqueeze(1)).squeeze(1)
         return picked - logits.logsumexp(dim=-1), mask
+
+    def _features_at(self, outputs: Tensor, memory: Memory | None, mask: Tensor) -> Tensor:
+        """``decoder.features`` at the masked positions only: each row's positions attend as
+        one short batch (rows keep their own memory), the others are never computed."""
+        if memory is None:
+            return self.decoder.features(outputs[mask], None)
+        counts = mask.sum(dim=1)
+        width = max(int(counts.max()), 1)
+        packed = outputs.new_zeros(outputs.size(0), width, outputs.size(2))
+        slots = torch.arange(width, device=mask.device) < counts.unsqueeze(1)  # [batch, width]
+        packed[slots] = outputs[mask]
+        return self.decoder.features(packed, memory)[slots]
 
     def _free_running(self, inputs: Tensor, state: DecodeState, ratio: float) -> Tensor:
         """Step by step; each row feeds the truth with probability ``ratio``, else its argmax."""

@@ -35,7 +35,7 @@ def test_default_model_is_small_fp16_and_loads() -> None:
     model, tokenizer, meta = load_checkpoint(DEFAULT)
     backward = load_backward(DEFAULT, tokenizer, meta)
     assert backward is not None
-    assert (backward[1].weight, backward[1].length_bonus) == (
+    assert (backward.cfg.weight, backward.cfg.length_bonus) == (
         meta["mmi"]["weight"],
         meta["mmi"]["length_bonus"],
     )

@@ -33,7 +33,7 @@ from typing import Any
 from s2s_core.checkpoint import CheckpointError, load_checkpoint, weights_digest
 from s2s_core.decoding import DecodeConfig, Hypothesis, WordTable, generate, word_table
 from s2s_core.device import resolve_device
-from s2s_core.mmi import MMIConfig, Reranked, load_backward, maybe_rerank
+from s2s_core.mmi import Backward, MMIConfig, Reranked, load_backward, maybe_rerank
 from s2s_core.model import Seq2Seq
 from s2s_core.tokenizer import Tokenizer
 from worker import metrics
@@ -53,7 +53,7 @@ class LoadedModel:
     tokenizer: Tokenizer
     meta: dict[str, Any]
     words: WordTable  # the tokenizer's words, for the word-repetition rule
-    backward: tuple[Seq2Seq, MMIConfig] | None = None  # MMI reranking, when it ships one
+    backward: Backward | None = None  # MMI reranking, when it ships one
 
 
 @dataclass
@@ -296,7 +296,7 @@ class Engine:
             version[:12],
             path,
             self.device,
-            f"MMI reranking, weight {backward[1].weight}" if backward else "no MMI reranking",
+            f"MMI reranking, weight {backward.cfg.weight}" if backward else "no MMI reranking",
         )
         _freeze_the_heap()
         return LoadedModel(version, model, tokenizer, meta, word_table(tokenizer), backward)

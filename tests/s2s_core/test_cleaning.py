@@ -28,6 +28,10 @@ def pair(message: str, reply: str) -> Example:
         "Have a great day!",
         "Well I gotta go. See you later!",
         "it was a pleasure talking with you",
+        "I have to go to class now. It's been good meeting you!",
+        "I have to go to class now.",
+        "It was nice meeting you",
+        "gotta go to bed soon",
     ],
 )
 def test_closers_are_recognised(text: str) -> None:
@@ -42,6 +46,8 @@ def test_closers_are_recognised(text: str) -> None:
         "I have to go to the store tomorrow to buy food.",
         "I see you like dogs",
         "That sounds like a great day out.",
+        "I have to go to work tomorrow.",
+        "Nice to meet you! I love hiking",
     ],
 )
 def test_going_somewhere_is_no_closer(text: str) -> None:
