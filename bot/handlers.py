@@ -42,6 +42,7 @@ from telegram.ext import (
 )
 
 from bot.transport import ChatState, Delivery, RateLimiter, Transport, TransportDown
+from bot.votes import VoteSigner
 from s2s_contract.settings import Settings, parse_ids
 from s2s_contract.tasks import MAX_TEXT, FeedbackRequest, ForgetRequest, ReplyEvent, ReplyRequest
 
@@ -134,24 +135,12 @@ def split_message(text: str, limit: int = MAX_TEXT) -> list[str]:
     return [*parts, text] if text else parts
 
 
-def feedback_buttons(turn_id: int, vote: int = 0) -> InlineKeyboardMarkup:
-    up = "👍 ✓" if vote == 1 else "👍"
-    down = "👎 ✓" if vote == -1 else "👎"
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(up, callback_data=f"fb:{turn_id}:1"),
-                InlineKeyboardButton(down, callback_data=f"fb:{turn_id}:-1"),
-            ]
-        ]
-    )
-
-
 @dataclass
 class ChatBot:
     config: BotConfig
     transport: Transport
     state: ChatState
+    votes: VoteSigner = field(default_factory=lambda: VoteSigner.for_token(None))
     counters: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -387,6 +376,7 @@ class ChatBot:
         if cut:
             text = f"{TRUNCATED.format(n=cut)}\n\n{text}"
         parts = split_message(text)
+        answered = event.user_id if event.user_id is not None else event.chat_id
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             await self._send(
@@ -394,7 +384,7 @@ class ChatBot:
                 event.chat_id,
                 part,
                 reply_to=event.message_id if i == 0 else None,
-                markup=feedback_buttons(event.bot_turn_id) if last else None,
+                markup=self.votes.buttons(event.bot_turn_id, answered) if last else None,
             )
 
     async def _send(
@@ -533,19 +523,20 @@ class ChatBot:
             await query.answer(DOWN, show_alert=True)
 
     async def _vote(self, query: Any, rest: str) -> None:
-        turn, _, value = rest.partition(":")
-        try:
-            request = FeedbackRequest.model_validate(
-                {"turn_id": int(turn), "user_id": query.from_user.id, "value": int(value)}
-            )
-        except ValueError:
-            await query.answer()
+        vote = self.votes.read(rest, query.from_user.id)
+        if isinstance(vote, str):
+            self.counters["votes_refused"] += 1
+            await query.answer(vote)
             return
+        request = FeedbackRequest(
+            turn_id=vote.turn_id, user_id=query.from_user.id, value=vote.value
+        )
+        await self.transport.feedback(request)  # TransportDown: answered once, by button()
         await query.answer("Thanks for the feedback!")
-        await self.transport.feedback(request)
         self.counters["votes"] += 1
+        markup = self.votes.buttons(request.turn_id, request.user_id, request.value)
         try:
-            await query.edit_message_reply_markup(feedback_buttons(request.turn_id, request.value))
+            await query.edit_message_reply_markup(markup)
         except TelegramError as exc:
             log.debug("vote mark not shown: %s", exc)
 

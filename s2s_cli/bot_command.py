@@ -33,6 +33,7 @@ def bot(
 
     from bot.app import ALLOWED_UPDATES, build_application, hide_token
     from bot.handlers import BotConfig, ChatBot
+    from bot.votes import VoteSigner
     from s2s_contract.settings import Settings
 
     try:
@@ -46,7 +47,8 @@ def bot(
         fail("webhook mode needs TELEGRAM_WEBHOOK_SECRET (Telegram sends it with every update)")
     hide_token(token)
     transport, state = _transport(settings, threads)
-    chatbot = ChatBot(BotConfig.from_settings(settings), transport, state)
+    votes = VoteSigner.for_token(token)
+    chatbot = ChatBot(BotConfig.from_settings(settings), transport, state, votes)
     app = build_application(token, settings.telegram_api_url, chatbot)
     if webhook_url:
         app.run_webhook(

@@ -6,7 +6,7 @@ loudly instead of half-understood.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +49,11 @@ def chat_lock_key(chat_id: int) -> str:
     return f"s2s:lock:chat:{chat_id}"
 
 
+# Ids are stored as PostgreSQL bigint: anything wider is refused here, at the edge, instead
+# of failing as "bigint out of range" after the user was told all is well.
+BigInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+
+
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -62,9 +67,9 @@ class ContextTurn(_Payload):
 
 
 class ReplyRequest(_Payload):
-    chat_id: int
-    user_id: int
-    message_id: int
+    chat_id: BigInt
+    user_id: BigInt
+    message_id: BigInt
     text: str = Field(min_length=1, max_length=MAX_TEXT)
     context: list[ContextTurn] = Field(default_factory=list, max_length=50)
     style: Style = "varied"  # focused = beam, varied = diverse beam, playful = sampling
@@ -75,18 +80,18 @@ class ReplyRequest(_Payload):
 
 
 class FeedbackRequest(_Payload):
-    turn_id: int
-    user_id: int
+    turn_id: BigInt
+    user_id: BigInt
     value: Literal[-1, 1]
 
 
 class ForgetRequest(_Payload):
-    user_id: int
-    chat_ids: list[int] = Field(default_factory=list)  # recent-context caches to clear
+    user_id: BigInt
+    chat_ids: list[BigInt] = Field(default_factory=list)  # recent-context caches to clear
 
 
 class ResetRequest(_Payload):
-    chat_id: int
+    chat_id: BigInt
 
 
 class RetrainRequest(_Payload):
@@ -101,7 +106,8 @@ class RetrainRequest(_Payload):
 class ReplyEvent(_Payload):
     """What the worker publishes on the replies stream."""
 
-    chat_id: int
-    message_id: int
-    bot_turn_id: int
+    chat_id: BigInt
+    message_id: BigInt
+    bot_turn_id: BigInt
     text: str
+    user_id: BigInt | None = None  # whom the reply answers (may vote on it); None: chat_id

@@ -252,4 +252,5 @@ def reply_event(req: ReplyRequest, stored: StoredReply) -> ReplyEvent:
         message_id=req.message_id,
         bot_turn_id=stored.bot_turn_id,
         text=stored.text,
+        user_id=req.user_id,
     )

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.handlers import FORGET_ASK, FORGET_DONE, RATE_LIMITED, RESET_DONE, TEXT_ONLY, printable
+from bot.votes import NOT_YOURS
 from tests.utils.fake_telegram import BOT_USERNAME, FakeTelegram, Sent
 from tests.utils.services import bot_env, bot_process, scratch_redis_url, worker_process
 from worker.store import DialogueStore
@@ -85,6 +86,14 @@ def test_users_chat_rate_and_leave(deployment: dict[str, Any]) -> None:
     # A button press with garbage data is answered and changes nothing.
     junk = fake.press(101, reply, "fb:oops")
     fake.wait_for(lambda: junk in fake.answered)
+    assert _feedback(store, stored.bot_turn_id) == [1]
+
+    # Someone else pressing 👎 on this reply, or forging the data for it, is refused politely.
+    down = reply.buttons[1]["callback_data"]
+    other = fake.press(303, reply, down)
+    forged = fake.press(101, reply, down.rsplit(":", 1)[0] + ":AAAAAAAAAAAA")
+    fake.wait_for(lambda: other in fake.answered and forged in fake.answered)
+    assert fake.answers[other] == fake.answers[forged] == NOT_YOURS
     assert _feedback(store, stored.bot_turn_id) == [1]
 
     # Telegram re-sends the update: no second reply. An edit is not answered again either.

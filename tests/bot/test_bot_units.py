@@ -9,8 +9,9 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from bot.handlers import clean_text, feedback_buttons, split_message
+from bot.handlers import clean_text, split_message
 from bot.transport import MemoryState, RateLimiter
+from bot.votes import EXPIRED, NOT_YOURS, Vote, VoteSigner
 from s2s_cli.main import app
 
 
@@ -58,10 +59,38 @@ def test_memory_state_sees_each_message_once_and_stays_bounded() -> None:
 
 
 def test_feedback_buttons_carry_the_turn_and_mark_the_vote() -> None:
-    markup = feedback_buttons(42, vote=-1)
+    votes = VoteSigner.for_token("123:abc")
+    markup = votes.buttons(42, user_id=7, vote=-1)
     buttons = markup.inline_keyboard[0]
-    assert [b.callback_data for b in buttons] == ["fb:42:1", "fb:42:-1"]
+    data = [str(b.callback_data) for b in buttons]
+    assert [d.rsplit(":", 1)[0] for d in data] == ["fb:42:1", "fb:42:-1"]
+    assert all(len(d.encode()) <= 64 for d in data)  # Telegram's limit for callback data
     assert buttons[1].text.endswith("✓") and not buttons[0].text.endswith("✓")
+    assert votes.read(data[1][3:], voter_id=7) == Vote(42, -1)
+    # The same token signs the same way after a restart; another token does not.
+    assert VoteSigner.for_token("123:abc").read(data[0][3:], 7) == Vote(42, 1)
+    assert VoteSigner.for_token("456:def").read(data[0][3:], 7) == NOT_YOURS
+
+
+@pytest.mark.parametrize(
+    ("rest", "voter", "outcome"),
+    [
+        ("{sig42}", 8, NOT_YOURS),  # someone else pressing the buttons of user 7's reply
+        ("43:1:{tail}", 7, NOT_YOURS),  # the signature moved to another turn
+        ("42:1", 7, EXPIRED),  # buttons sent before votes were signed
+        ("oops", 7, EXPIRED),
+        ("99999999999999999999999:1:AAAAAAAAAAAA", 7, EXPIRED),  # beyond bigint
+        ("9223372036854775808:1:AAAAAAAAAAAA", 7, NOT_YOURS),  # 2**63: refused before the db
+        ("42:0:{tail}", 7, EXPIRED),
+    ],
+)
+def test_votes_are_refused_unless_cast_by_the_answered_user(
+    rest: str, voter: int, outcome: str
+) -> None:
+    votes = VoteSigner.for_token("123:abc")
+    signed = str(votes.buttons(42, user_id=7).inline_keyboard[0][0].callback_data)[3:]
+    tail = signed.rsplit(":", 1)[1]
+    assert votes.read(rest.format(sig42=signed, tail=tail), voter) == outcome
 
 
 def test_the_bot_never_loads_torch_or_sql() -> None:

@@ -43,6 +43,7 @@ class FakeTelegram:
     sent: list[Sent] = field(default_factory=list)
     actions: list[tuple[int, str]] = field(default_factory=list)
     answered: list[str] = field(default_factory=list)
+    answers: dict[str, str] = field(default_factory=dict)  # callback query id → text shown
     edits: list[dict[str, Any]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     webhook: str = ""
@@ -247,6 +248,7 @@ class FakeTelegram:
     def api_answerCallbackQuery(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self.cond:
             self.answered.append(str(params["callback_query_id"]))
+            self.answers[str(params["callback_query_id"])] = str(params.get("text") or "")
             self.cond.notify_all()
         return _ok(True)
 

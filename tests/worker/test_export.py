@@ -34,8 +34,7 @@ def seed(store: DialogueStore) -> None:
     disputed = store.store_exchange(exchange(2, 2, 2, "how are you", "fine thanks"))
     store.store_exchange(exchange(-10, 4, 1, "hey all", "hey"))
     store.store_exchange(exchange(-10, 5, 2, "what's up", "not much"))
-    store.record_feedback(disputed.bot_turn_id, 2, 1)
-    store.record_feedback(disputed.bot_turn_id, 5, -1)  # 👍 and 👎: not a target
+    store.record_feedback(disputed.bot_turn_id, 2, -1)  # 👎: not a target
     store.store_exchange(exchange(3, 3, 1, "secret stuff", "ok"))
     kept = store.store_exchange(exchange(3, 3, 2, "more secret", "sure"))
     store.record_feedback(kept.bot_turn_id, 3, 1)

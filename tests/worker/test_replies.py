@@ -14,3 +14,5 @@ def test_styles(style: str) -> None:
     assert {"focused": "beam", "varied": "beam", "playful": "sample"}[style] == cfg.strategy
     if style == "varied":
         assert cfg.diversity == "hamming"
+
+    assert cfg.max_word_uses == 2  # no style repeats a content word three times

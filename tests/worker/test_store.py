@@ -148,14 +148,15 @@ def test_awkward_text_round_trips(store: DialogueStore, given: str, kept: str) -
     assert store.recent_context(5, 2) == [("user", kept), ("bot", kept)]
 
 
-def test_feedback_one_vote_per_user_and_turn(store: DialogueStore) -> None:
+def test_feedback_one_vote_per_turn_by_the_user_it_answered(store: DialogueStore) -> None:
     reply = store.store_exchange(exchange())
     store.record_feedback(reply.bot_turn_id, 20, 1)
     store.record_feedback(reply.bot_turn_id, 20, -1)
-    store.record_feedback(reply.bot_turn_id, 21, 1)
+    with pytest.raises(ValueError, match="not theirs"):
+        store.record_feedback(reply.bot_turn_id, 21, 1)  # a forged vote: someone else's turn
     with store.sessions() as s:
         votes = dict(s.execute(select(Feedback.user_id, Feedback.value)).all())
-    assert votes == {20: -1, 21: 1}
+    assert votes == {20: -1}
     for bad in (0, 2, True, "1"):
         with pytest.raises(ValueError, match="feedback value"):
             store.record_feedback(reply.bot_turn_id, 20, bad)  # type: ignore[arg-type]
@@ -165,11 +166,11 @@ def test_feedback_one_vote_per_user_and_turn(store: DialogueStore) -> None:
 
 def test_forget_user_removes_every_trace(store: DialogueStore) -> None:
     for i in range(500):  # 1,000 turns: 500 of theirs, 500 replies to them
-        store.store_exchange(
+        theirs = store.store_exchange(
             exchange(chat=42, user=42, message=i + 1, text_=f"secret-{i}", reply=f"echo secret-{i}")
         )
-    kept = store.store_exchange(exchange(chat=43, user=43, message=1, text_="other"))
-    store.record_feedback(kept.bot_turn_id, 42, 1)  # their vote on someone else's reply
+    store.store_exchange(exchange(chat=43, user=43, message=1, text_="other"))
+    store.record_feedback(theirs.bot_turn_id, 42, 1)
     counts = store.forget_user(42)
     assert counts["user_turns"] == 500 and counts["bot_turns"] == 500
     assert counts["generations"] == 500 and counts["feedback"] == 1
@@ -215,11 +216,12 @@ def test_export_streams_pairs_by_date_range(store: DialogueStore) -> None:
 def test_stats(store: DialogueStore) -> None:
     a = store.store_exchange(exchange(version="v1"))
     b = store.store_exchange(exchange(version="v2"))
+    c = store.store_exchange(exchange(chat=11, user=21, version="v2"))
     store.record_feedback(a.bot_turn_id, 20, 1)
     store.record_feedback(b.bot_turn_id, 20, -1)
-    store.record_feedback(b.bot_turn_id, 21, 1)
+    store.record_feedback(c.bot_turn_id, 21, 1)
     stats = store.stats()
-    assert sum(d["messages"] for d in stats["messages_per_day"]) == 4
+    assert sum(d["messages"] for d in stats["messages_per_day"]) == 6
     by_model = {m["model_version"]: m for m in stats["feedback_by_model"]}
     assert by_model["v1"]["positive_ratio"] == 1.0 and by_model["v2"]["votes"] == 2
     assert by_model["v2"]["positive_ratio"] == 0.5

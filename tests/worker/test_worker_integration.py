@@ -131,6 +131,7 @@ def test_malformed_payload_is_rejected_and_the_worker_lives(stack: dict) -> None
         {**payload(8, 1), "text": ""},
         "not an object",
         {**payload(8, 2), "extra": 1},
+        {**payload(8, 4), "user_id": 2**70},  # reached PostgreSQL as "bigint out of range"
     ):
         producer.send_task(REPLY_TASK, args=[bad])
     producer.send_task(REPLY_TASK, args=[payload(8, 3)])

@@ -123,13 +123,17 @@ class DialogueStore:
     # -- feedback and privacy ------------------------------------------------------------
 
     def record_feedback(self, turn_id: int, user_id: int, value: int) -> None:
-        """One vote per user and bot turn; a second press replaces the first."""
+        """One vote per bot turn, by the user it answered; a second press replaces the
+        first. Anyone else's vote is refused (ValueError): votes choose training data."""
         if value not in FEEDBACK_VALUES or isinstance(value, bool):
             raise ValueError(f"feedback value must be +1 or -1, got {value!r}")
         with self.sessions() as s, s.begin():
             turn = s.get(Turn, turn_id)
             if turn is None or turn.speaker != "bot":
                 raise ValueError(f"turn {turn_id} is not a bot turn")
+            answered = s.get(Turn, turn.reply_to_id) if turn.reply_to_id is not None else None
+            if answered is None or answered.user_id != user_id:
+                raise ValueError(f"user {user_id} may not vote on turn {turn_id}: not theirs")
             insert_ignore(s, User, id=user_id, created_at=utcnow())
             if not insert_ignore(
                 s, Feedback, turn_id=turn_id, user_id=user_id, value=value, created_at=utcnow()
