@@ -40,3 +40,18 @@ class ChatInbox:
 
     def done(self, request: ReplyRequest) -> None:
         self.redis.hdel(pending_key(request.chat_id), str(request.message_id))
+
+    def forget(self, user_id: int, chat_ids: list[int]) -> int:
+        """Drops the user's unanswered messages (their text) from the chats' inboxes;
+        returns how many. Other members' messages in a group stay."""
+        dropped = 0
+        for chat_id in chat_ids:
+            key = pending_key(chat_id)
+            for raw_id, raw in self.redis.hgetall(key).items():
+                try:
+                    theirs = ReplyRequest.model_validate_json(raw).user_id == user_id
+                except ValidationError:
+                    theirs = False
+                if theirs:
+                    dropped += self.redis.hdel(key, raw_id)
+        return dropped

@@ -134,7 +134,13 @@ def feedback(self: Task, payload: Any) -> None:
 def forget(self: Task, payload: Any) -> None:
     req = _parse(ForgetRequest, payload, FORGET_TASK)
     if req is not None:
-        _run(self, lambda: runtime.service().forget(req))
+
+        def everywhere() -> None:
+            dropped = ChatInbox(runtime.redis_client()).forget(req.user_id, req.chat_ids)
+            runtime.service().forget(req)
+            log.info("forgot %d unanswered messages", dropped)
+
+        _run(self, everywhere)
 
 
 @app.task(name=RESET_TASK, bind=True)

@@ -20,9 +20,18 @@ from tests.utils.databases import service_missing
 SCRATCH_REDIS_DB = 13  # tests flush this database only
 
 
+def scratch_url(base: str) -> str:
+    """``base`` pointed at the scratch database, whether or not it names one: tests flush
+    it, so it must never be a database they did not pick (a bare URL means database 0)."""
+    server = base.split("?", 1)[0].rstrip("/")
+    if server.count("/") > 2:
+        server = server.rsplit("/", 1)[0]
+    return f"{server}/{SCRATCH_REDIS_DB}"
+
+
 def scratch_redis_url() -> str:
     base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    url = base.rsplit("/", 1)[0] + f"/{SCRATCH_REDIS_DB}" if base.count("/") > 2 else base
+    url = scratch_url(base)
     client = redis.Redis.from_url(url)
     try:
         client.ping()

@@ -1,0 +1,53 @@
+"""The chats' pending messages in Redis (real Redis, a scratch database)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from s2s_contract.tasks import ReplyRequest, pending_key
+from tests.utils.services import SCRATCH_REDIS_DB, scratch_redis_url, scratch_url
+from worker.inbox import ChatInbox
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(scratch_redis_url())
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def pend(client: redis.Redis, chat: int, user: int, message: int, text: str) -> None:
+    request = ReplyRequest(chat_id=chat, user_id=user, message_id=message, text=text)
+    client.hset(pending_key(chat), str(message), request.model_dump_json())
+
+
+@pytest.mark.integration
+def test_forget_drops_the_users_unanswered_text_and_keeps_the_others(
+    client: redis.Redis,
+) -> None:
+    pend(client, -10, 5, 1, "my secret")
+    pend(client, -10, 6, 2, "someone else's words")
+    pend(client, 5, 5, 3, "private secret")
+    client.hset(pending_key(-10), "4", "not json")
+    inbox = ChatInbox(client)
+    assert inbox.forget(5, [-10, 5]) == 2
+    left = b" ".join(client.hvals(pending_key(-10))) + b" ".join(client.hvals(pending_key(5)))
+    assert b"secret" not in left and b"someone else's words" in left
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+        ("redis://127.0.0.1:6379/", "redis://127.0.0.1:6379"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379"),
+        ("redis://:pw@host:6380/3", "redis://:pw@host:6380"),
+    ],
+)
+def test_tests_flush_only_their_scratch_database(base: str, expected: str) -> None:
+    """A URL without a database number means database 0: tests must not flush it."""
+    assert scratch_url(base) == f"{expected}/{SCRATCH_REDIS_DB}"
