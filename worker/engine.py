@@ -258,13 +258,18 @@ class Engine:
     def _decode(self, cfg: DecodeConfig, requests: list[_Request]) -> None:
         try:
             serving = self._serving()
+        except Exception as exc:  # no model: every request gets the error, one load tried
+            for request in requests:
+                request.future.set_exception(exc)
+            return
+        try:
             start = time.perf_counter()
             nbest = generate(serving.model, [r.source for r in requests], cfg, serving.words)
             messages = [r.message for r in requests]
             results, mmi = maybe_rerank(serving.backward, messages, nbest)
             ms = (time.perf_counter() - start) * 1000
         except Exception as exc:  # the thread lives on; only the faulty request fails
-            if len(requests) > 1:
+            if len(requests) > 1:  # the model is loaded: retrying alone reloads nothing
                 for request in requests:
                     self._decode(cfg, [request])
             else:
@@ -298,7 +303,8 @@ class Engine:
             self.device,
             f"MMI reranking, weight {backward.cfg.weight}" if backward else "no MMI reranking",
         )
-        _freeze_the_heap()
+        if self._model is None:
+            _freeze_the_heap()  # once: a replaced model's garbage must stay collectable
         return LoadedModel(version, model, tokenizer, meta, word_table(tokenizer), backward)
 
 

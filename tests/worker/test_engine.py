@@ -217,3 +217,49 @@ def test_loading_a_model_freezes_the_heap(checkpoint_dir: Path) -> None:
     finally:
         engine.close()
         gc.unfreeze()
+
+
+def test_a_broken_checkpoint_is_loaded_once_per_batch(
+    checkpoint_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of N that cannot load its model fails as a whole after one load, instead of
+    retrying each request alone and loading N + 1 times."""
+    import worker.engine
+
+    loads: list[Path] = []
+
+    def counting_load(path: Path, *args: object, **kwargs: object) -> object:
+        loads.append(path)
+        return load_checkpoint(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker.engine, "load_checkpoint", counting_load)
+    engine = Engine(lambda: ("v", checkpoint_dir / "missing"), "cpu", max_wait_ms=500)
+    futures = [engine.submit([5 + i], GREEDY) for i in range(4)]
+    for future in futures:
+        with pytest.raises(CheckpointError):
+            future.result(timeout=30)
+    engine.close()
+    assert len(loads) <= 2  # one per batch; the four may arrive as two batches at most
+
+
+def test_a_hot_reload_does_not_freeze_the_heap_again(
+    tmp_path: Path, tiny_tokenizer: Tokenizer
+) -> None:
+    """Frozen objects are never collected: freezing at every reload would keep each
+    replaced model's cyclic garbage for the life of the worker."""
+    import gc
+
+    vocab = tiny_tokenizer.vocab_size
+    old = save_checkpoint(tmp_path / "old", tiny_model(vocab), tiny_tokenizer, {})
+    new = save_checkpoint(tmp_path / "new", tiny_model(vocab, cell="gru"), tiny_tokenizer, {})
+    active = {"version": ("old", old)}
+    engine = Engine(lambda: active["version"], "cpu", reload_every_s=0.0)
+    try:
+        assert engine.submit([5], GREEDY).result(timeout=30).version == "old"
+        gc.unfreeze()
+        active["version"] = ("new", new)
+        assert engine.submit([5], GREEDY).result(timeout=30).version == "new"
+        assert gc.get_freeze_count() == 0
+    finally:
+        engine.close()
+        gc.unfreeze()
