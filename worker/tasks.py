@@ -4,8 +4,10 @@ logged and dropped (acknowledged), never retried, and never take the worker down
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as DecodeTimeout
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Task
@@ -13,7 +15,7 @@ from celery.exceptions import Reject
 from celery.signals import worker_ready
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import LockError
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeout
 from sqlalchemy.exc import OperationalError
 
@@ -38,10 +40,12 @@ from worker.inbox import ChatInbox
 
 log = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, RedisConnectionError, RedisTimeout, DecodeTimeout, LockError)
-# A chat's lock outlives a killed holder by at most LOCK_TIMEOUT_S; a reply takes far less
-# (decoding is bounded by the service's DECODE_TIMEOUT_S). A task that cannot get the lock
-# within LOCK_WAIT_S goes back to the queue instead of holding a thread.
+# A chat's lock outlives a killed holder by at most LOCK_TIMEOUT_S. A live holder renews it
+# every LOCK_RENEW_S for as long as its work takes (several messages, each up to the decode
+# and store timeouts: longer than the TTL). A task that cannot get the lock within
+# LOCK_WAIT_S goes back to the queue instead of holding a thread.
 LOCK_TIMEOUT_S = 30
+LOCK_RENEW_S = LOCK_TIMEOUT_S / 3
 LOCK_WAIT_S = 10
 # A chat's next message often arrives while the previous task is still releasing the lock;
 # redis-py's default poll of 100 ms would add that to its reply.
@@ -87,6 +91,39 @@ def _on_ready(sender: Any = None, **_: Any) -> None:
             log.warning("could not open Redis connections ahead: %s", exc)
 
 
+@contextmanager
+def holding(lock: Any, chat_id: int) -> Iterator[None]:
+    """Keeps an acquired chat lock for as long as the block runs: a watchdog thread renews
+    its TTL every ``LOCK_RENEW_S``, so only a dead holder's lock expires. A lock found lost
+    (expired and taken, or deleted) means two workers may have answered one chat: that is
+    logged and counted as the bug it is, never retried (the block's work is done)."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(LOCK_RENEW_S):
+            try:
+                lock.reacquire()
+            except LockError as exc:
+                log.error("chat %s: lock lost while answering (%s)", chat_id, exc)
+                metrics.TASK_ERRORS.labels(REPLY_TASK, "lock_lost").inc()
+                return
+            except RedisError as exc:  # Redis away for a moment: the TTL covers the next try
+                log.warning("chat %s: lock not renewed (%s)", chat_id, exc)
+
+    watchdog = threading.Thread(target=renew, name=f"lock-{chat_id}", daemon=True)
+    watchdog.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watchdog.join()
+        try:
+            lock.release()
+        except LockNotOwnedError as exc:
+            log.error("chat %s: lock lost before release (%s)", chat_id, exc)
+            metrics.TASK_ERRORS.labels(REPLY_TASK, "lock_lost").inc()
+
+
 @app.task(name=REPLY_TASK, bind=True)
 def reply(self: Task, payload: Any) -> None:
     """Answer one user message, and any earlier pending message of its chat first: under
@@ -102,10 +139,11 @@ def reply(self: Task, payload: Any) -> None:
             timeout=LOCK_TIMEOUT_S,
             blocking_timeout=LOCK_WAIT_S,
             sleep=LOCK_POLL_S,
+            thread_local=False,  # one Lock per task, renewed from holding()'s watchdog thread
         )
         if not lock.acquire():
             raise LockError(f"chat {req.chat_id} busy")
-        try:
+        with holding(lock, req.chat_id):
             service, inbox = runtime.service(), ChatInbox(client)
 
             def answered() -> bool:
@@ -114,8 +152,6 @@ def reply(self: Task, payload: Any) -> None:
             for message in inbox.due(req, answered):
                 service.reply(message)
                 inbox.done(message)
-        finally:
-            lock.release()
 
     _run(self, in_order)
 
