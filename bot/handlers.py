@@ -68,7 +68,7 @@ HELP = (
     "Rate my replies with 👍/👎: it helps train the next model."
 )
 TEXT_ONLY = "I can only read text messages, sorry. Write to me in words!"
-BUSY = "Sorry, I could not come up with a reply in time. Please try again in a moment."
+BUSY = "This is taking longer than usual: your reply is on its way, no need to send again."
 DOWN = "Sorry, I can't think right now: my reply service is unreachable. Try again soon."
 RATE_LIMITED = "You are writing faster than I can think. Give me a minute, please."
 TRUNCATED = "(Your message was long: I read only its last {n} characters.)"

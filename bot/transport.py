@@ -91,15 +91,19 @@ class MemoryState:
 
 @dataclass
 class RateLimiter:
-    """At most ``limit`` messages per user in any ``window_s``; one notice per window."""
+    """At most ``limit`` messages per user in any ``window_s``; one notice per window.
+    Users quiet for a whole window are forgotten (at most once per window, all at once), so
+    the memory follows the users active in the last two windows, not every user ever seen."""
 
     limit: int
     window_s: float = 60.0
     _times: dict[int, list[float]] = field(default_factory=dict)
     _noticed: dict[int, float] = field(default_factory=dict)
+    _pruned_at: float = 0.0
 
     def allow(self, user_id: int, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
+        self._prune(now)
         recent = [t for t in self._times.get(user_id, []) if now - t < self.window_s]
         if len(recent) >= self.limit:
             self._times[user_id] = recent
@@ -115,3 +119,16 @@ class RateLimiter:
             return False
         self._noticed[user_id] = now
         return True
+
+    def __len__(self) -> int:
+        """Users remembered."""
+        return len(self._times.keys() | self._noticed.keys())
+
+    def _prune(self, now: float) -> None:
+        if now - self._pruned_at < self.window_s:
+            return
+        self._pruned_at = now
+        self._times = {
+            u: ts for u, ts in self._times.items() if ts and now - ts[-1] < self.window_s
+        }
+        self._noticed = {u: t for u, t in self._noticed.items() if now - t < self.window_s}

@@ -49,6 +49,7 @@ def test_worker_outage_apologises_once_then_delivers_late(setup: dict[str, Any])
         fake.wait_for(lambda: (7, "typing") in fake.actions)
         apology = fake.wait_for(lambda: fake.replies_to(message), timeout=30)
         assert [s.text for s in apology] == [BUSY] and not apology[0].buttons
+        assert "on its way" in BUSY and "try again" not in BUSY  # a resend would get 2 replies
         stack.enter_context(worker_process(setup["env"], setup["tmp"] / "worker.log"))
         fake.wait_for(lambda: len(fake.replies_to(message)) == 2, timeout=90)
         late = fake.replies_to(message)[1]

@@ -41,6 +41,16 @@ def test_rate_limiter_allows_the_limit_and_notifies_once_per_window() -> None:
     assert limiter.should_notify(1, now=64)
 
 
+def test_rate_limiter_forgets_quiet_users() -> None:
+    limiter = RateLimiter(limit=3, window_s=60)
+    for user in range(10_000):
+        limiter.allow(user, now=user / 1000)  # 10,000 users within 10 s
+        limiter.should_notify(user, now=user / 1000)
+    assert len(limiter) == 10_000
+    assert limiter.allow(1, now=200)  # two windows later only the active user is left
+    assert len(limiter) == 1
+
+
 def test_memory_state_sees_each_message_once_and_stays_bounded() -> None:
     async def scenario() -> None:
         state = MemoryState(capacity=2)
