@@ -1,6 +1,6 @@
 """The machine-learning core: tokenizer, Seq2Seq model, decoding, training, checkpoints.
 
-It knows nothing of Celery, SQL or Telegram (DESIGN.md); everything else builds on it.
+It knows nothing of Celery, SQL or Telegram (docs/architecture.md); everything else builds on it.
 """
 
 from s2s_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint

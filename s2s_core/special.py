@@ -1,4 +1,4 @@
-"""Special token ids shared by the tokenizer, the model and decoding (DESIGN.md contract)."""
+"""Special token ids shared by the tokenizer, the model and decoding (fixed everywhere)."""
 
 PAD_ID = 0
 SOS_ID = 1

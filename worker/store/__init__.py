@@ -1,4 +1,4 @@
-"""The dialogue store: the worker is its only writer (DESIGN.md)."""
+"""The dialogue store: the worker is its only writer (docs/architecture.md)."""
 
 from worker.store.records import Exchange, GenerationInfo, StoredReply, clean_text
 from worker.store.store import DialogueStore
