@@ -253,7 +253,7 @@ class ChatBot:
             return
         chat_id, user_id, message_id = message.chat.id, message.from_user.id, message.message_id
         try:
-            if not await self.state.first_time(chat_id, message_id):
+            if await self.state.seen(chat_id, message_id):
                 self.counters["repeated updates"] += 1
                 return
         except TransportDown:
@@ -290,6 +290,13 @@ class ChatBot:
             self.counters["transport down"] += 1
             await self._say(context.bot, message, DOWN)
             return
+        # Marked only now that it is queued: a bot killed before this point answers the
+        # redelivered update; one killed after it queued twice, which the worker (one stored
+        # reply per message) and the delivered marker (one sent) absorb.
+        try:
+            await self.state.mark_seen(chat_id, message_id)
+        except TransportDown as exc:
+            log.warning("message queued but not marked seen: %s", type(exc).__name__)
         self.counters["messages"] += 1
         self._spawn(self._typing_until_answered(context.bot, chat_id, message_id))
 

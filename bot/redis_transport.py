@@ -168,10 +168,15 @@ class RedisState:
     def __init__(self, redis_url: str) -> None:
         self.redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5)
 
-    async def first_time(self, chat_id: int, message_id: int) -> bool:
+    async def seen(self, chat_id: int, message_id: int) -> bool:
         try:
-            key = f"s2s:bot:seen:{chat_id}:{message_id}"
-            return bool(await self.redis.set(key, 1, nx=True, ex=SEEN_TTL_S))
+            return bool(await self.redis.exists(f"s2s:bot:seen:{chat_id}:{message_id}"))
+        except (RedisError, OSError) as exc:
+            raise TransportDown(str(exc)) from exc
+
+    async def mark_seen(self, chat_id: int, message_id: int) -> None:
+        try:
+            await self.redis.set(f"s2s:bot:seen:{chat_id}:{message_id}", 1, ex=SEEN_TTL_S)
         except (RedisError, OSError) as exc:
             raise TransportDown(str(exc)) from exc
 

@@ -44,8 +44,12 @@ class Transport(Protocol):
 class ChatState(Protocol):
     """What the bot remembers per chat: seen updates, delivered replies, reply style."""
 
-    async def first_time(self, chat_id: int, message_id: int) -> bool:
-        """True once per message: a repeated update (Telegram re-sends) gets False."""
+    async def seen(self, chat_id: int, message_id: int) -> bool:
+        """Whether this message was already queued (Telegram re-sends updates)."""
+
+    async def mark_seen(self, chat_id: int, message_id: int) -> None:
+        """Remembers that the message is queued: called only once it is, so a bot killed
+        before that still answers Telegram's redelivery of the update."""
 
     async def delivered(self, chat_id: int, message_id: int) -> bool: ...
 
@@ -73,8 +77,11 @@ class MemoryState:
             bucket.popitem(last=False)
         return True
 
-    async def first_time(self, chat_id: int, message_id: int) -> bool:
-        return self._add(self._seen, (chat_id, message_id))
+    async def seen(self, chat_id: int, message_id: int) -> bool:
+        return (chat_id, message_id) in self._seen
+
+    async def mark_seen(self, chat_id: int, message_id: int) -> None:
+        self._add(self._seen, (chat_id, message_id))
 
     async def delivered(self, chat_id: int, message_id: int) -> bool:
         return (chat_id, message_id) in self._delivered

@@ -54,10 +54,12 @@ def test_rate_limiter_forgets_quiet_users() -> None:
 def test_memory_state_sees_each_message_once_and_stays_bounded() -> None:
     async def scenario() -> None:
         state = MemoryState(capacity=2)
-        assert await state.first_time(1, 10) and not await state.first_time(1, 10)
-        await state.first_time(1, 11)
-        await state.first_time(1, 12)
-        assert await state.first_time(1, 10)  # evicted: the oldest go first
+        assert not await state.seen(1, 10)
+        await state.mark_seen(1, 10)
+        assert await state.seen(1, 10)
+        await state.mark_seen(1, 11)
+        await state.mark_seen(1, 12)
+        assert not await state.seen(1, 10)  # evicted: the oldest go first
         assert not await state.delivered(1, 10)
         await state.mark_delivered(1, 10)
         assert await state.delivered(1, 10)
