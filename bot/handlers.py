@@ -112,8 +112,8 @@ def clean_text(text: str) -> str:
         category = unicodedata.category(ch)
         if ch in "\n\t\r" or category in ("Zl", "Zp"):
             kept.append(" ")
-        elif category == "Cc" or (category == "Cf" and ch != "\u200d"):
-            continue  # keep the zero-width joiner: emoji sequences need it
+        elif category in ("Cc", "Cs") or (category == "Cf" and ch != "\u200d"):
+            continue  # lone surrogates cannot be encoded; keep the zero-width joiner (emoji)
         else:
             kept.append(ch)
     return " ".join("".join(kept).split())
@@ -276,8 +276,8 @@ class ChatBot:
             text=text,
             style=await self.state.style(chat_id) or DEFAULT_STYLE,  # type: ignore[arg-type]
             chat_type="group" if self._in_group(message) else "private",
-            username=(message.from_user.username or None),
-            language=(message.from_user.language_code or None),
+            username=(message.from_user.username or "")[:64] or None,
+            language=(message.from_user.language_code or "")[:16] or None,  # a client's oddity
             enqueued_at=time.time(),
         )
         key = (chat_id, message_id)
@@ -514,7 +514,10 @@ class ChatBot:
 
     async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
-        if query is None or query.data is None:
+        if query is None:
+            return
+        if query.data is None:  # a game button or a client's oddity: answered, nothing done
+            await query.answer()
             return
         kind, _, rest = query.data.partition(":")
         try:
@@ -559,14 +562,26 @@ class ChatBot:
             log.debug("style mark not shown: %s", exc)
 
     async def _confirm_forget(self, query: Any, answer: str) -> None:
-        await query.answer()
-        if answer != "yes" or query.message is None:
-            await query.edit_message_text(FORGET_KEPT)
+        """The user is forgotten whether or not the question can still be edited (an old
+        or inline message cannot); the callback is answered once, after the outcome."""
+        if answer != "yes":
+            await query.answer(FORGET_KEPT)
+            await _edit_question(query, FORGET_KEPT)
             return
-        chat_id = query.message.chat.id
-        await self.transport.forget(ForgetRequest(user_id=query.from_user.id, chat_ids=[chat_id]))
+        chats = [query.message.chat.id] if query.message is not None else []
+        await self.transport.forget(ForgetRequest(user_id=query.from_user.id, chat_ids=chats))
         self.counters["forget"] += 1
-        await query.edit_message_text(FORGET_DONE)
+        await query.answer(FORGET_DONE)
+        await _edit_question(query, FORGET_DONE)
+
+
+async def _edit_question(query: Any, text: str) -> None:
+    """Replaces the question's text, where Telegram still lets the bot (PTB raises TypeError
+    for an inaccessible message: too old, or deleted)."""
+    try:
+        await query.edit_message_text(text)
+    except (TypeError, TelegramError) as exc:
+        log.debug("question not edited: %s", exc)
 
 
 def _style_buttons(current: str) -> InlineKeyboardMarkup:

@@ -7,7 +7,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from bot.handlers import DOWN, BotConfig, ChatBot
+from bot.handlers import DOWN, FORGET_DONE, BotConfig, ChatBot
 from bot.transport import MemoryState, TransportDown
 from s2s_contract.tasks import ReplyRequest
 
@@ -64,3 +64,72 @@ def test_a_message_that_could_not_be_queued_is_not_marked_seen() -> None:
     transport, bot = asyncio.run(scenario())
     assert [r.message_id for r in transport.queued] == [1]  # queued once, on the re-send
     assert bot.said[0] == DOWN
+
+
+def test_odd_but_harmless_messages_are_queued_not_dropped() -> None:
+    """A 40-character language code and a lone surrogate in the text used to fail
+    validation (or logging) and drop the message silently."""
+
+    async def scenario() -> FlakyTransport:
+        transport = FlakyTransport(failures=0)
+        chatbot = ChatBot(BotConfig(reply_timeout_s=0.05), transport, MemoryState())  # type: ignore[arg-type]
+        odd = update(2, "caf\ud800e time")
+        odd.message.from_user.language_code = "x" * 40
+        await chatbot.text(odd, SimpleNamespace(bot=FakeBot()))  # type: ignore[arg-type]
+        await asyncio.gather(*chatbot._tasks, return_exceptions=True)
+        return transport
+
+    (request,) = asyncio.run(scenario()).queued
+    assert request.text == "cafe time" and request.language == "x" * 16
+    request.model_dump_json()  # encodable: nothing of the surrogate left
+
+
+class Query:
+    """A callback query as PTB hands it over, minus the network."""
+
+    def __init__(self, data: str | None, message: Any) -> None:
+        self.data, self.message = data, message
+        self.from_user = SimpleNamespace(id=7)
+        self.answers: list[str | None] = []
+
+    async def answer(self, text: str | None = None, **_: Any) -> None:
+        self.answers.append(text)
+
+    async def edit_message_text(self, text: str) -> None:
+        if self.message is None or getattr(self.message, "inaccessible", False):
+            raise TypeError("This message is not accessible")  # what PTB raises
+
+
+class RecordingTransport(FlakyTransport):
+    def __init__(self, failures: int = 0) -> None:
+        super().__init__(failures)
+        self.forgotten: list[Any] = []
+
+    async def forget(self, request: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise TransportDown("connection refused")
+        self.forgotten.append(request)
+
+
+def press(transport: RecordingTransport, query: Query) -> None:
+    chatbot = ChatBot(BotConfig(), transport, MemoryState())  # type: ignore[arg-type]
+    asyncio.run(chatbot.button(SimpleNamespace(callback_query=query), None))  # type: ignore[arg-type]
+
+
+def test_forget_works_on_a_question_that_can_no_longer_be_edited() -> None:
+    transport = RecordingTransport()
+    old = SimpleNamespace(chat=SimpleNamespace(id=7), inaccessible=True)
+    query = Query("forget:yes", old)
+    press(transport, query)
+    assert [r.user_id for r in transport.forgotten] == [7]
+    assert query.answers == [FORGET_DONE]  # told once, after the outcome
+
+
+def test_callbacks_are_answered_exactly_once() -> None:
+    no_data = Query(None, None)
+    press(RecordingTransport(), no_data)
+    assert no_data.answers == [None]
+    down = Query("forget:yes", SimpleNamespace(chat=SimpleNamespace(id=7)))
+    press(RecordingTransport(failures=1), down)
+    assert down.answers == [DOWN]  # not "done" first and "down" second
