@@ -2,6 +2,10 @@
 
 Replies are read through a consumer group, so a restarted bot resumes where it stopped
 (its own unacknowledged entries first) and several webhook replicas share the stream.
+Entries nobody acknowledged for ``CLAIM_IDLE_S`` (a crashed bot's, under a consumer name
+that will never come back, or a delivery that failed here) are claimed (XAUTOCLAIM) every
+``CLAIM_EVERY_S`` and delivered again; one that failed ``MAX_DELIVERIES`` times goes to the
+``s2s:replies:dead`` stream, logged and counted, instead of being retried forever.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,6 +50,10 @@ from s2s_contract.tasks import (
 log = logging.getLogger(__name__)
 GROUP = "bot"
 SEEN_TTL_S = 2 * 24 * 3600  # Telegram keeps undelivered updates for 24 hours
+DEAD_LETTERS = f"{REPLIES_STREAM}:dead"
+CLAIM_EVERY_S = 15.0
+CLAIM_IDLE_S = 30.0  # far beyond one delivery (sendMessage retries included)
+MAX_DELIVERIES = 10
 STYLE_TTL_S = 90 * 24 * 3600
 
 
@@ -103,20 +112,25 @@ class RedisTransport:
 
     async def replies(self) -> AsyncIterator[Delivery]:
         backlog = True  # first this consumer's own entries left unacknowledged by a crash
+        claimed_at = time.monotonic()
         while True:
             try:
                 await self._ensure_group()
-                start = "0" if backlog else ">"
-                answer: Any = await self.aredis.xreadgroup(
-                    GROUP, self.consumer, {REPLIES_STREAM: start}, count=64, block=1000
-                )
+                if time.monotonic() - claimed_at >= CLAIM_EVERY_S:
+                    claimed_at = time.monotonic()
+                    entries = await self._claim_idle()
+                else:
+                    start = "0" if backlog else ">"
+                    answer: Any = await self.aredis.xreadgroup(
+                        GROUP, self.consumer, {REPLIES_STREAM: start}, count=64, block=1000
+                    )
+                    entries = answer[0][1] if answer else []
+                    if backlog and not entries:
+                        backlog = False
+                        continue
             except (RedisError, OSError) as exc:
                 log.warning("replies stream unavailable (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(1.0)
-                continue
-            entries = answer[0][1] if answer else []
-            if backlog and not entries:
-                backlog = False
                 continue
             for entry_id, fields in entries:
                 raw = fields.get(b"event") or fields.get("event")
@@ -127,6 +141,53 @@ class RedisTransport:
                     await self._ack(entry_id)
                     continue
                 yield Delivery(event, functools.partial(self._ack, entry_id))
+
+    async def _claim_idle(self) -> list[tuple[Any, Any]]:
+        """Entries idle in any consumer for ``CLAIM_IDLE_S``, now this one's; those delivered
+        ``MAX_DELIVERIES`` times are dead-lettered instead of returned."""
+        idle_ms = int(CLAIM_IDLE_S * 1000)
+        claimed: list[tuple[Any, Any]] = []
+        start: Any = "0-0"
+        while True:
+            answer = await self.aredis.xautoclaim(
+                REPLIES_STREAM, GROUP, self.consumer, idle_ms, start_id=start, count=64
+            )
+            start, entries = answer[0], answer[1]
+            claimed += [(entry_id, fields) for entry_id, fields in entries if fields]
+            if start in (b"0-0", "0-0") or not entries:
+                break
+        if not claimed:
+            return []
+        counts = {
+            p["message_id"]: int(p["times_delivered"])
+            for p in await self.aredis.xpending_range(
+                REPLIES_STREAM,
+                GROUP,
+                claimed[0][0],
+                claimed[-1][0],
+                len(claimed) + 64,
+                consumername=self.consumer,
+            )
+        }
+        alive = []
+        for entry_id, fields in claimed:
+            if counts.get(entry_id, 0) > MAX_DELIVERIES:
+                await self._dead_letter(entry_id, fields)
+            else:
+                alive.append((entry_id, fields))
+        log.info(
+            "claimed %d idle replies (%d dead-lettered)", len(claimed), len(claimed) - len(alive)
+        )
+        return alive
+
+    async def _dead_letter(self, entry_id: Any, fields: Any) -> None:
+        log.error(
+            "reply %s undeliverable after %d attempts: dead-lettered", entry_id, MAX_DELIVERIES
+        )
+        pipe = self.aredis.pipeline()
+        pipe.xadd(DEAD_LETTERS, fields, maxlen=10_000, approximate=True)
+        pipe.xack(REPLIES_STREAM, GROUP, entry_id)
+        await pipe.execute()
 
     async def _ensure_group(self) -> None:
         try:
