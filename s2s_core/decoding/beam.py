@@ -20,12 +20,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from s2s_core.decoding.config import DecodeConfig, length_penalty
+from s2s_core.decoding.config import NEG_INF, DecodeConfig, length_penalty
 from s2s_core.decoding.constraints import Rules
 from s2s_core.decoding.search import Candidates, make_search
 from s2s_core.special import EOS_ID, SOS_ID
 
-NEG_INF = float("-inf")
 # How often (in steps) to ask whether every source is done: each ask is a device sync.
 DONE_CHECK_EVERY = 4
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from s2s_core.config_io import strict_from_dict
 
+NEG_INF = float("-inf")  # a blocked token's log-probability, an empty slot's score
 STRATEGIES = ("greedy", "beam", "sample")
 DIVERSITIES = ("none", "sibling", "hamming")
 LENGTH_PENALTY_FORMS = ("power", "gnmt")

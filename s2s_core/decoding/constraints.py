@@ -7,11 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from s2s_core.decoding.config import DecodeConfig
+from s2s_core.decoding.config import NEG_INF, DecodeConfig
 from s2s_core.decoding.words import WordTable, block_word_repeats
 from s2s_core.special import EOS_ID, PAD_ID, SOS_ID
-
-NEG_INF = float("-inf")
 
 
 def block_specials(lprobs: Tensor, step: int, min_len: int) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from s2s_core.decoding.beam import DONE_CHECK_EVERY, NEG_INF, Pool
-from s2s_core.decoding.config import DecodeConfig, length_penalty
+from s2s_core.decoding.beam import DONE_CHECK_EVERY, Pool
+from s2s_core.decoding.config import NEG_INF, DecodeConfig, length_penalty
 from s2s_core.decoding.constraints import Rules
 from s2s_core.special import EOS_ID, PAD_ID, SOS_ID
 

@@ -21,10 +21,9 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
+from s2s_core.decoding.config import NEG_INF
 from s2s_core.quality import FUNCTION_WORDS
 from s2s_core.tokenizer import Tokenizer
-
-NEG_INF = float("-inf")
 
 
 @dataclass(frozen=True)
