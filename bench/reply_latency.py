@@ -17,6 +17,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -45,6 +46,8 @@ def main() -> None:
     greedy = {**focused, "strategy": "greedy", "n_best": 1}
     configs = {"greedy": DecodeConfig.from_dict(greedy)}
     configs |= {style: decode_config(style, meta.get("decode")) for style in STYLES}
+    # Sampling draws the same candidates with and without MMI, so only the scoring differs.
+    configs = {name: _seeded(cfg) for name, cfg in configs.items()}
     words = word_table(tokenizer)
     generate(model, sources[:2], configs["greedy"], words)  # warm-up
     messages = [tokenizer.encode(ex.context[-1].text) for ex in examples]
@@ -90,6 +93,10 @@ def _timed(
     start = time.perf_counter()
     maybe_rerank(backward, messages, generate(model, sources, cfg, words))
     return time.perf_counter() - start
+
+
+def _seeded(cfg: DecodeConfig) -> DecodeConfig:
+    return replace(cfg, seed=0) if cfg.strategy == "sample" else cfg
 
 
 def _summary(seconds: list[float]) -> dict[str, Any]:

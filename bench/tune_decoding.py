@@ -96,7 +96,11 @@ def tune_mmi(args: argparse.Namespace) -> None:
     print(json.dumps({"best": chosen, "hits@1/10": best["relevance"]["hits@1/10"]}))
     if args.write:
         path = Path(args.model) / "metrics.json"
-        meta["mmi"] = {**chosen, "tuned_on": f"{args.split}[:{args.limit}]"}
+        meta["mmi"] = {
+            **chosen,
+            "content_only": backward.cfg.content_only,
+            "tuned_on": f"{args.split}[:{args.limit}]",
+        }
         path.write_text(json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False))
 
 
