@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     device: str = "auto"
     # Seconds before Redis redelivers an unacknowledged task.
     broker_visibility_timeout: int = Field(default=3600, ge=1)
+    # A message registered this long without an answer gets a new task (worker/sweeper.py).
+    pending_sweep_after_s: float = Field(default=120.0, gt=0)
     # Dynamic batching: most requests per generate() call, and how long an idle worker's
     # first request waits for company it was not told about (requests whose context is
     # being looked up are awaited anyway; under load the last batch's cohort is).

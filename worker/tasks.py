@@ -34,7 +34,7 @@ from s2s_contract.tasks import (
     RetrainRequest,
     chat_lock_key,
 )
-from worker import metrics, runtime
+from worker import metrics, runtime, sweeper
 from worker.celery_app import app
 from worker.inbox import ChatInbox
 
@@ -82,7 +82,9 @@ def _run(task: Task, action: Callable[[], Any]) -> Any:
 
 @worker_ready.connect
 def _on_ready(sender: Any = None, **_: Any) -> None:
-    metrics.serve(get_settings().metrics_port)
+    settings = get_settings()
+    metrics.serve(settings.metrics_port)
+    sweeper.start(runtime.redis_client(), app, settings.pending_sweep_after_s)
     threads = getattr(getattr(sender, "pool", None), "limit", None)
     if threads:
         try:
