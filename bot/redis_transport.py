@@ -24,7 +24,11 @@ from celery import Celery
 from kombu.exceptions import OperationalError as BrokerUnreachable
 from redis import Redis
 from redis import asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.transport import Delivery, TransportDown
 from s2s_contract.broker import TRANSPORT
@@ -57,6 +61,19 @@ MAX_DELIVERIES = 10
 STYLE_TTL_S = 90 * 24 * 3600
 
 
+def async_client(redis_url: str) -> aioredis.Redis:
+    """An asyncio client that survives a Redis restart: a pooled connection the server
+    closed meanwhile is retried on a fresh one (twice, 50 ms apart and up), instead of
+    telling the user the service is down. The sync client does this by default."""
+    return aioredis.Redis.from_url(
+        redis_url,
+        socket_connect_timeout=5,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=30,
+    )
+
+
 def sender(redis_url: str) -> Celery:
     """A Celery app that only sends tasks by name (the bot never imports the worker)."""
     app = Celery("s2s-bot", broker=redis_url)
@@ -72,7 +89,7 @@ def sender(redis_url: str) -> Celery:
 class RedisTransport:
     def __init__(self, redis_url: str, consumer: str | None = None) -> None:
         self.redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
-        self.aredis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5)
+        self.aredis = async_client(redis_url)
         self.celery = sender(redis_url)
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
 
@@ -227,7 +244,7 @@ class RedisState:
     """ChatState shared by every bot replica through Redis."""
 
     def __init__(self, redis_url: str) -> None:
-        self.redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5)
+        self.redis = async_client(redis_url)
 
     async def seen(self, chat_id: int, message_id: int) -> bool:
         try:
