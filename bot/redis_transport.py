@@ -34,7 +34,6 @@ from bot.transport import Delivery, TransportDown
 from s2s_contract.broker import TRANSPORT
 from s2s_contract.client import send_reply
 from s2s_contract.tasks import (
-    CONTEXT_TURNS,
     FEEDBACK_TASK,
     FORGET_TASK,
     INFERENCE_QUEUE,
@@ -42,13 +41,11 @@ from s2s_contract.tasks import (
     REPLIES_STREAM,
     RESET_TASK,
     TASK_QUEUES,
-    ContextTurn,
     FeedbackRequest,
     ForgetRequest,
     ReplyEvent,
     ReplyRequest,
     ResetRequest,
-    context_key,
 )
 
 log = logging.getLogger(__name__)
@@ -103,16 +100,7 @@ class RedisTransport:
         await self._sync(self._ask, request)
 
     def _ask(self, request: ReplyRequest) -> None:
-        key = context_key(request.chat_id)
-        snapshot = [json.loads(raw) for raw in self.redis.lrange(key, -CONTEXT_TURNS, -1)]
-        context = [ContextTurn(**turn) for turn in snapshot]
-        # The user turn goes on the list before the task exists, so the worker's bot turn
-        # can only land after it.
-        pipe = self.redis.pipeline()
-        pipe.rpush(key, json.dumps({"speaker": "user", "text": request.text}))
-        pipe.ltrim(key, -CONTEXT_TURNS, -1)
-        pipe.execute()
-        send_reply(self.redis, self.celery, request.model_copy(update={"context": context}))
+        send_reply(self.redis, self.celery, request)  # the worker reads the context from the db
 
     def _send(self, name: str, payload: dict[str, Any]) -> None:
         self.celery.send_task(name, args=[payload], queue=TASK_QUEUES[name])
@@ -124,7 +112,6 @@ class RedisTransport:
         await self._sync(self._send, FORGET_TASK, request.model_dump())
 
     async def reset(self, chat_id: int) -> None:
-        await self._sync(self.redis.delete, context_key(chat_id))
         await self._sync(self._send, RESET_TASK, ResetRequest(chat_id=chat_id).model_dump())
 
     async def replies(self) -> AsyncIterator[Delivery]:

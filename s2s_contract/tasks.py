@@ -29,13 +29,7 @@ RETRAIN_LOCK = "s2s:lock:retrain"  # one retraining at a time, redeliveries incl
 
 REPLIES_STREAM = "s2s:replies"  # the worker XADDs every reply; the bot's group consumes it
 MODEL_INFO_KEY = "s2s:model"  # JSON: the version workers serve and its headline numbers
-CONTEXT_TURNS = 6  # recent turns kept per chat in Redis
 MAX_TEXT = 4096  # Telegram's message limit
-
-
-def context_key(chat_id: int) -> str:
-    """Redis list of the chat's recent turns (JSON objects, oldest first)."""
-    return f"s2s:context:{chat_id}"
 
 
 def pending_key(chat_id: int) -> str:
@@ -71,6 +65,9 @@ class ReplyRequest(_Payload):
     user_id: BigInt
     message_id: BigInt
     text: str = Field(min_length=1, max_length=MAX_TEXT)
+    # Ignored: bots before the database became the only source of context sent their Redis
+    # copy of the chat's recent turns here. Accepted so their queued messages are not
+    # refused during an upgrade; to be dropped in the next release.
     context: list[ContextTurn] = Field(default_factory=list, max_length=50)
     style: Style = "varied"  # focused = beam, varied = diverse beam, playful = sampling
     chat_type: Literal["private", "group"] = "private"
@@ -87,7 +84,7 @@ class FeedbackRequest(_Payload):
 
 class ForgetRequest(_Payload):
     user_id: BigInt
-    chat_ids: list[BigInt] = Field(default_factory=list)  # recent-context caches to clear
+    chat_ids: list[BigInt] = Field(default_factory=list)  # inboxes to drop their messages from
 
 
 class ResetRequest(_Payload):

@@ -18,7 +18,6 @@ from typing import Any, Protocol
 from redis import Redis
 
 from s2s_contract.tasks import (
-    CONTEXT_TURNS,
     MODEL_INFO_KEY,
     REPLIES_STREAM,
     FeedbackRequest,
@@ -26,7 +25,6 @@ from s2s_contract.tasks import (
     ReplyEvent,
     ReplyRequest,
     ResetRequest,
-    context_key,
 )
 from s2s_core.choice import choose
 from s2s_core.corpora import Turn
@@ -49,7 +47,6 @@ STORE_TIMEOUT_S = 30.0
 
 class Publisher(Protocol):
     def publish(self, events: list[ReplyEvent]) -> None: ...
-    def clear_context(self, chat_ids: list[int]) -> None: ...
     def announce_model(self, info: dict[str, Any]) -> None: ...
 
 
@@ -83,8 +80,7 @@ def encoder_input(
 
 
 class RedisPublisher:
-    """Pushes bot turns onto their chats' recent context and the replies onto the stream,
-    all in one round trip."""
+    """Puts the replies onto the stream the bot consumes, all in one round trip."""
 
     def __init__(self, redis: Redis, stream_maxlen: int = 100_000) -> None:
         self.redis = redis
@@ -93,9 +89,6 @@ class RedisPublisher:
     def publish(self, events: list[ReplyEvent]) -> None:
         pipe = self.redis.pipeline()
         for event in events:
-            key = context_key(event.chat_id)
-            pipe.rpush(key, json.dumps({"speaker": "bot", "text": event.text}))
-            pipe.ltrim(key, -CONTEXT_TURNS, -1)
             pipe.xadd(
                 REPLIES_STREAM,
                 {"event": event.model_dump_json()},
@@ -103,10 +96,6 @@ class RedisPublisher:
                 approximate=True,
             )
         pipe.execute()
-
-    def clear_context(self, chat_ids: list[int]) -> None:
-        if chat_ids:
-            self.redis.delete(*(context_key(c) for c in chat_ids))
 
     def announce_model(self, info: dict[str, Any]) -> None:
         self.redis.set(MODEL_INFO_KEY, json.dumps(info))
@@ -234,15 +223,11 @@ class ReplyService:
 
     def forget(self, req: ForgetRequest) -> dict[str, int]:
         counts = self.store.forget_user(req.user_id)
-        if self.publisher is not None:
-            self.publisher.clear_context(req.chat_ids)
         log.info("forgot user: %s", counts)
         return counts
 
     def reset(self, req: ResetRequest) -> None:
         self.store.reset_conversation(req.chat_id)
-        if self.publisher is not None:
-            self.publisher.clear_context([req.chat_id])
 
 
 def reply_event(req: ReplyRequest, stored: StoredReply) -> ReplyEvent:
