@@ -44,16 +44,11 @@ from telegram.ext import (
 from bot.transport import ChatState, Delivery, RateLimiter, Transport, TransportDown
 from bot.votes import VoteSigner
 from s2s_contract.settings import Settings, parse_ids
+from s2s_contract.styles import DEFAULT_STYLE, DESCRIPTIONS, Style
 from s2s_contract.tasks import MAX_TEXT, FeedbackRequest, ForgetRequest, ReplyEvent, ReplyRequest
 
 log = logging.getLogger(__name__)
 
-STYLES = {
-    "focused": "focused: the most likely reply (beam search)",
-    "varied": "varied: diverse beam search, less generic (default)",
-    "playful": "playful: sampled, surprising",
-}
-DEFAULT_STYLE = "varied"
 GREETING = (
     "Hi! I am a small open-source chatbot: a sequence-to-sequence neural network (an LSTM "
     "encoder-decoder with attention) trained on casual conversations. Just write to me.\n\n"
@@ -472,7 +467,7 @@ class ChatBot:
         await self._send(
             context.bot,
             message.chat.id,
-            "How should I choose my replies?\n\n" + "\n".join(STYLES.values()),
+            "How should I choose my replies?\n\n" + "\n".join(DESCRIPTIONS.values()),
             reply_to=message.message_id,
             markup=_style_buttons(current),
         )
@@ -551,7 +546,7 @@ class ChatBot:
             log.debug("vote mark not shown: %s", exc)
 
     async def _choose_style(self, query: Any, style: str) -> None:
-        if style not in STYLES or query.message is None:
+        if style not in set(Style) or query.message is None:
             await query.answer()
             return
         await self.state.set_style(query.message.chat.id, style)
@@ -591,7 +586,7 @@ def _style_buttons(current: str) -> InlineKeyboardMarkup:
                 InlineKeyboardButton(
                     ("✓ " if name == current else "") + name, callback_data=f"style:{name}"
                 )
-                for name in STYLES
+                for name in Style
             ]
         ]
     )

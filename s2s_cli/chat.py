@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from s2s_cli.options import fail, one_line
+from s2s_contract.styles import DEFAULT_STYLE, Style, parse_style
 
 LOCAL_CHAT = 1  # the terminal is one private chat with one user
 
@@ -63,12 +64,14 @@ def chat(
     model: Annotated[Path, typer.Option(envvar="MODEL_DIR", help="Checkpoint folder.")] = Path(
         "models/default"
     ),
-    style: Annotated[str, typer.Option(help="focused | varied | playful")] = "varied",
+    style: Annotated[str, typer.Option(help=" | ".join(Style))] = DEFAULT_STYLE.value,
     device: Annotated[str, typer.Option(envvar="DEVICE", help="auto | cpu | cuda")] = "cpu",
 ) -> None:
     """Chat with a model in the terminal (one reply per line when stdin is not a terminal)."""
-    if style not in ("focused", "varied", "playful"):
-        fail(f"style must be focused, varied or playful, got {style!r}")
+    try:
+        parse_style(style)
+    except ValueError as exc:
+        fail(str(exc))
     try:
         conversation = LocalChat(model, style, device)
     except (ValueError, OSError) as exc:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
+from s2s_contract.styles import Style
+
 if TYPE_CHECKING:  # torch stays out of commands that never decode (the bot image has none)
     from s2s_core.decoding import DecodeConfig
 
@@ -22,7 +24,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-STYLES = ("focused", "varied", "playful")  # the product's reply styles (worker.replies)
+STYLES = tuple(Style)  # the product's reply styles (s2s_contract.styles)
 
 
 def decode_config_from_options(name: str, meta: dict[str, Any], **overrides: Any) -> DecodeConfig:

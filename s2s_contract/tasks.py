@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from s2s_contract.styles import DEFAULT_STYLE, Style
+
 REPLY_TASK = "s2s.reply"
 FEEDBACK_TASK = "s2s.feedback"
 FORGET_TASK = "s2s.forget"
@@ -52,9 +54,6 @@ class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Style = Literal["focused", "varied", "playful"]
-
-
 class ContextTurn(_Payload):
     speaker: Literal["user", "bot"]
     text: str = Field(max_length=MAX_TEXT)
@@ -69,7 +68,7 @@ class ReplyRequest(_Payload):
     # copy of the chat's recent turns here. Accepted so their queued messages are not
     # refused during an upgrade; to be dropped in the next release.
     context: list[ContextTurn] = Field(default_factory=list, max_length=50)
-    style: Style = "varied"  # focused = beam, varied = diverse beam, playful = sampling
+    style: Style = DEFAULT_STYLE
     chat_type: Literal["private", "group"] = "private"
     username: str | None = Field(default=None, max_length=64)
     language: str | None = Field(default=None, max_length=16)

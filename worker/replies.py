@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from s2s_contract.styles import Style, parse_style
 from s2s_core.decoding import DecodeConfig
 
 # focused = beam, varied = diversity-penalized beam (the default), playful = sampling.
-STYLES: dict[str, dict[str, Any]] = {
-    "focused": {"strategy": "beam", "beam_size": 5, "n_best": 5},
-    "varied": {
+STYLES: dict[Style, dict[str, Any]] = {
+    Style.FOCUSED: {"strategy": "beam", "beam_size": 5, "n_best": 5},
+    Style.VARIED: {
         "strategy": "beam",
         "beam_size": 6,
         "n_best": 6,
@@ -17,7 +18,7 @@ STYLES: dict[str, dict[str, Any]] = {
         "num_groups": 3,
         "diversity_strength": 1.0,
     },
-    "playful": {"strategy": "sample", "n_best": 4, "top_p": 0.9, "temperature": 0.9},
+    Style.PLAYFUL: {"strategy": "sample", "n_best": 4, "top_p": 0.9, "temperature": 0.9},
 }
 SHARED = {
     "max_len": 32,
@@ -31,7 +32,7 @@ SHARED = {
 def decode_config(style: str, tuned: dict[str, Any] | None = None) -> DecodeConfig:
     """The style's preset over the shared settings, with a checkpoint's tuned ``decode``
     settings (metrics.json) in between."""
-    settings = {**SHARED, **(tuned or {}), **STYLES[style]}
+    settings = {**SHARED, **(tuned or {}), **STYLES[parse_style(style)]}
     if settings["strategy"] != "beam":
         settings.pop("beam_size", None)
         settings.pop("diversity", None)
