@@ -564,7 +564,9 @@ class ChatBot:
             await _edit_question(query, FORGET_KEPT)
             return
         chats = [query.message.chat.id] if query.message is not None else []
-        await self.transport.forget(ForgetRequest(user_id=query.from_user.id, chat_ids=chats))
+        user_id = query.from_user.id
+        await self.transport.forget(ForgetRequest(user_id=user_id, chat_ids=chats))
+        await self.state.forget_chat(user_id)  # their private chat: its id is theirs
         self.counters["forget"] += 1
         await query.answer(FORGET_DONE)
         await _edit_question(query, FORGET_DONE)

@@ -263,3 +263,12 @@ class RedisState:
             await self.redis.set(f"s2s:bot:style:{chat_id}", style, ex=STYLE_TTL_S)
         except (RedisError, OSError) as exc:
             raise TransportDown(str(exc)) from exc
+
+    async def forget_chat(self, chat_id: int) -> None:
+        try:
+            keys = [f"s2s:bot:style:{chat_id}"]
+            for kind in ("seen", "delivered"):
+                keys += [k async for k in self.redis.scan_iter(f"s2s:bot:{kind}:{chat_id}:*")]
+            await self.redis.delete(*keys)
+        except (RedisError, OSError) as exc:
+            raise TransportDown(str(exc)) from exc

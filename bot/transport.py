@@ -59,6 +59,9 @@ class ChatState(Protocol):
 
     async def set_style(self, chat_id: int, style: str) -> None: ...
 
+    async def forget_chat(self, chat_id: int) -> None:
+        """Drops everything remembered about the chat (after /forget in a private chat)."""
+
 
 @dataclass
 class MemoryState:
@@ -94,6 +97,12 @@ class MemoryState:
 
     async def set_style(self, chat_id: int, style: str) -> None:
         self._styles[chat_id] = style
+
+    async def forget_chat(self, chat_id: int) -> None:
+        for bucket in (self._seen, self._delivered):
+            for key in [k for k in bucket if k[0] == chat_id]:
+                del bucket[key]
+        self._styles.pop(chat_id, None)
 
 
 @dataclass

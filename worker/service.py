@@ -48,6 +48,7 @@ STORE_TIMEOUT_S = 30.0
 class Publisher(Protocol):
     def publish(self, events: list[ReplyEvent]) -> None: ...
     def announce_model(self, info: dict[str, Any]) -> None: ...
+    def forget(self, user_id: int) -> int: ...
 
 
 def model_summary(version: str, meta: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +100,26 @@ class RedisPublisher:
 
     def announce_model(self, info: dict[str, Any]) -> None:
         self.redis.set(MODEL_INFO_KEY, json.dumps(info))
+
+    def forget(self, user_id: int) -> int:
+        """Deletes the replies to the user from the stream (delivered or not: they carry
+        the user's id and the bot's words to them); returns how many."""
+        doomed: list[Any] = []
+        start: Any = "-"
+        while True:
+            entries: Any = self.redis.xrange(REPLIES_STREAM, min=start, count=1000) or []
+            for entry_id, fields in entries:
+                try:
+                    event = ReplyEvent.model_validate_json((fields or {})[b"event"])
+                except (KeyError, ValueError):
+                    continue
+                if user_id in (event.user_id, event.chat_id):
+                    doomed.append(entry_id)
+            if len(entries) < 1000:
+                break
+            last = entries[-1][0]
+            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+        return int(self.redis.xdel(REPLIES_STREAM, *doomed)) if doomed else 0
 
 
 @dataclass(frozen=True)
@@ -223,6 +244,8 @@ class ReplyService:
 
     def forget(self, req: ForgetRequest) -> dict[str, int]:
         counts = self.store.forget_user(req.user_id)
+        if self.publisher is not None:
+            counts["published_replies"] = self.publisher.forget(req.user_id)
         log.info("forgot user: %s", counts)
         return counts
 

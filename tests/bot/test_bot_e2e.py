@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import text
 
 from bot.handlers import FORGET_ASK, FORGET_DONE, RATE_LIMITED, RESET_DONE, TEXT_ONLY, printable
 from bot.votes import NOT_YOURS
+from s2s_contract.tasks import REPLIES_STREAM, ReplyEvent
 from tests.utils.fake_telegram import BOT_USERNAME, FakeTelegram, Sent
 from tests.utils.services import bot_env, bot_process, scratch_redis_url, worker_process
 from worker.store import DialogueStore
@@ -47,7 +49,13 @@ def deployment(
         store = DialogueStore(db_url)
         try:
             fake.wait_for(lambda: "getUpdates" in fake.calls, timeout=60)
-            yield {"fake": fake, "store": store, "proc": proc, "log": tmp_path / "bot.log"}
+            yield {
+                "fake": fake,
+                "store": store,
+                "proc": proc,
+                "log": tmp_path / "bot.log",
+                "redis": env["REDIS_URL"] or None,
+            }
         finally:
             store.engine.dispose()
             fake.stop()
@@ -58,6 +66,20 @@ def deployment(
 def _one_reply(fake: FakeTelegram, message: dict[str, Any], timeout: float = 60) -> Sent:
     replies = fake.wait_for(lambda: fake.replies_to(message), timeout=timeout)
     return replies[0]  # type: ignore[no-any-return]
+
+
+def _redis_traces(url: str, user: int) -> list[str]:
+    """Keys and reply-stream entries that still carry the user's id."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = [k.decode() for k in client.scan_iter(f"s2s:*:{user}*")]
+        for entry_id, fields in client.xrange(REPLIES_STREAM):
+            event = ReplyEvent.model_validate_json(fields[b"event"])
+            if user in (event.user_id, event.chat_id):
+                keys.append(f"{REPLIES_STREAM} {entry_id.decode()}")
+        return keys
+    finally:
+        client.close()
 
 
 def _rows_with(store: DialogueStore, words: str) -> int:
@@ -150,6 +172,8 @@ def test_users_chat_rate_and_leave(deployment: dict[str, Any]) -> None:
     fake.press(105, ask, "forget:yes")
     fake.wait_for(lambda: any(e.get("text") == FORGET_DONE for e in fake.edits))
     fake.wait_for(lambda: _rows_with(store, "secret words") == 0)
+    if deployment["redis"]:  # nor anything of theirs in Redis: inbox, stream, bot state
+        fake.wait_for(lambda: _redis_traces(deployment["redis"], 105) == [])
 
     # Over the rate limit (20 a minute): 20 replies, one polite notice, one message dropped.
     # (Updates are handled concurrently, so which message hits the limit is not fixed.)
