@@ -156,7 +156,8 @@ class ReplyService:
             stored = found.answered
             if self.publisher is not None:  # a repeat re-publishes: delivery is at-least-once
                 self.publisher.publish([reply_event(req, stored)])
-        metrics.REPLIES.labels("new" if stored.created else "repeat").inc()
+        outcome = "forgotten" if stored.forgotten else "new" if stored.created else "repeat"
+        metrics.REPLIES.labels(outcome).inc()
         return stored
 
     def _decode(
@@ -211,6 +212,7 @@ class ReplyService:
             chat_type=req.chat_type,
             username=req.username,
             language=req.language,
+            sent_at=req.enqueued_at,
         )
         return self._writes.submit((exchange, req)).result(timeout=STORE_TIMEOUT_S)
 
@@ -235,7 +237,11 @@ class ReplyService:
         stored = self.store.store_exchanges([exchange for exchange, _ in items])
         if self.publisher is not None:
             self.publisher.publish(
-                [reply_event(req, s) for (_, req), s in zip(items, stored, strict=True)]
+                [
+                    reply_event(req, s)
+                    for (_, req), s in zip(items, stored, strict=True)
+                    if not s.forgotten  # its user asked to be forgotten meanwhile
+                ]
             )
         return stored
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -304,3 +305,19 @@ def test_reply_lookups_do_not_wait_for_a_writer(tmp_path: Path) -> None:
     assert replies[(1, 1)].text == "hello"
     assert context == [("user", "hi"), ("bot", "hello")]
     store.engine.dispose()
+
+
+def test_a_message_sent_before_forget_is_not_stored_after_it(store: DialogueStore) -> None:
+    """A message still in flight when its user confirmed /forget must not bring their
+    words back; what they send afterwards is stored as usual."""
+    before = time.time()
+    store.store_exchange(exchange(chat=77, user=77, message=1, text_="first words"))
+    time.sleep(0.01)
+    store.forget_user(77)
+    late = replace(exchange(chat=77, user=77, message=2, text_="late secret"), sent_at=before)
+    dropped = store.store_exchange(late)
+    assert dropped.forgotten and not dropped.created
+    assert store.find_reply(77, 2) is None and store.recent_context(77, 10) == []
+    fresh = replace(exchange(chat=77, user=77, message=3, text_="hello again"), sent_at=time.time())
+    assert not store.store_exchange(fresh).forgotten
+    assert store.recent_context(77, 10)[0] == ("user", "hello again")

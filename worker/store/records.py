@@ -38,6 +38,7 @@ class Exchange:
     chat_type: str = "private"
     username: str | None = None
     language: str | None = None
+    sent_at: float | None = None  # unix time the bot queued the message (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -46,3 +47,5 @@ class StoredReply:
     bot_turn_id: int
     text: str
     created: bool  # False: this message had been answered before; text is that reply
+    # True: the user asked to be forgotten after sending it; nothing was stored (ids are 0)
+    forgotten: bool = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -409,6 +409,12 @@ def _store_group(s: Session, group: list[Exchange]) -> dict[tuple[int, int], Sto
             for u, ex in users.items()
         ],
     )
+    forgotten = _forgotten_at(s, list(users))
+    late = {(ex.chat_id, ex.message_id) for ex in group if _sent_before(ex, forgotten)}
+    dropped = {key: StoredReply(0, 0, "", created=False, forgotten=True) for key in late}
+    group = [ex for ex in group if (ex.chat_id, ex.message_id) not in late]
+    if not group:
+        return dropped
     insert_ignore_many(
         s, Chat, [{"id": ex.chat_id, "type": ex.chat_type, "created_at": now} for ex in group]
     )
@@ -472,7 +478,26 @@ def _store_group(s: Session, group: list[Exchange]) -> dict[tuple[int, int], Sto
     ]
     if generations:
         s.execute(insert(Generation), generations)
-    return stored
+    return {**stored, **dropped}
+
+
+def _forgotten_at(s: Session, user_ids: list[int]) -> dict[int, datetime]:
+    rows = s.execute(
+        select(User.id, User.forgotten_at).where(
+            User.id.in_(user_ids), User.forgotten_at.is_not(None)
+        )
+    ).all()
+    return {r.id: r.forgotten_at for r in rows}
+
+
+def _sent_before(ex: Exchange, forgotten: dict[int, datetime]) -> bool:
+    """Whether the message was sent before its user asked to be forgotten: a message in
+    flight during /forget must not bring their words back."""
+    at = forgotten.get(ex.user_id)
+    if at is None or ex.sent_at is None:
+        return False
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite drops the zone
+    return ex.sent_at <= aware.timestamp()
 
 
 def _open_conversations(s: Session, chat_ids: list[int]) -> dict[int, int]:
