@@ -486,8 +486,10 @@ class ChatBot:
             lines = [str(info.get("name", "Seq2Seq model")), f"version {info['version'][:12]}"]
             if info.get("test_perplexity"):
                 lines.append(f"test perplexity {info['test_perplexity']:.1f}")
-            if info.get("trained_steps"):
-                lines.append(f"trained for {info['trained_steps']:,} steps")
+            steps = info.get("trained_steps")
+            if steps:
+                verb = "fine-tuned" if info.get("fine_tuned") else "trained"
+                lines.append(f"{verb} for {steps:,} step{'' if steps == 1 else 's'}")
             text = "\n".join(lines)
         await self._say(context.bot, message, text)
 

@@ -22,9 +22,12 @@ LOCAL_CHAT = 1  # the terminal is one private chat with one user
 
 
 class LocalChat:
-    def __init__(self, model_dir: Path, style: str, device: str) -> None:
+    def __init__(self, model_dir: Path | None, style: str, device: str) -> None:
+        """``model_dir`` None: what the bot and the workers serve (the registry's active
+        version, else MODEL_DIR), so the terminal and Telegram give one product's answers."""
         from s2s_contract.settings import Settings
         from worker.engine import Engine, default_source
+        from worker.runtime import registry_source
         from worker.service import ReplyService
         from worker.store import DialogueStore
         from worker.store.migrate import upgrade
@@ -33,8 +36,19 @@ class LocalChat:
         if settings.database_url.startswith("sqlite"):
             upgrade(settings.database_url)  # the embedded default sets itself up
         store = DialogueStore(settings.database_url)
-        engine = Engine(default_source(model_dir), device, max_wait_ms=0)
-        engine.loaded()  # fail now, not at the first message
+        if model_dir is not None:
+            source, why = default_source(model_dir), "--model"
+        else:
+            if (
+                not (settings.model_dir / "model.safetensors").is_file()
+                and not store.active_model()
+            ):
+                default_source(settings.model_dir)  # raises: says what is missing where
+            source = registry_source(store, settings)
+            why = "the registry's active version" if store.active_model() else "MODEL_DIR"
+        engine = Engine(source, device, max_wait_ms=0)
+        self.version = engine.loaded().version  # fail now, not at the first message
+        typer.echo(f"serving model {self.version[:12]} ({why})", err=True)
         self.service = ReplyService(store, engine, publisher=None)
         self.style = style
         self.message_id = store.last_message_id(LOCAL_CHAT)
@@ -61,9 +75,13 @@ class LocalChat:
 
 
 def chat(
-    model: Annotated[Path, typer.Option(envvar="MODEL_DIR", help="Checkpoint folder.")] = Path(
-        "models/default"
-    ),
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Checkpoint folder; by default what the bot serves: the registry's active "
+            "version, else MODEL_DIR (models/default)."
+        ),
+    ] = None,
     style: Annotated[str, typer.Option(help=" | ".join(Style))] = DEFAULT_STYLE.value,
     device: Annotated[str, typer.Option(envvar="DEVICE", help="auto | cpu | cuda")] = "cpu",
 ) -> None:

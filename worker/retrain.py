@@ -42,14 +42,19 @@ def retrain(store: DialogueStore, plan: RetrainPlan, progress: bool = False) -> 
         counts = export_pairs(store, f, ExportFilter(), progress=progress)
     exported = counts["human"] + counts["liked"]
     if exported < plan.min_pairs:
+        needed = plan.min_pairs - exported
         log.info(
-            "retrain: %d exported pairs, fewer than %d; nothing done", exported, plan.min_pairs
+            "retrain: %d exported pairs, %d more needed (--min-pairs %d); nothing done",
+            exported,
+            needed,
+            plan.min_pairs,
         )
         return {
             "run": str(run_dir),
             "exported": dict(counts),
             "registered": None,
             "promoted": False,
+            "pairs_needed": needed,
         }
 
     _, _, base_meta = load_checkpoint(plan.baseline)

@@ -62,6 +62,7 @@ def model_summary(version: str, meta: dict[str, Any]) -> dict[str, Any]:
         else None,
         "valid_perplexity": (meta.get("best") or {}).get("valid_ppl"),
         "trained_steps": (meta.get("training") or {}).get("steps"),
+        "fine_tuned": "--init-from" in str(meta.get("command", "")),
     }
 
 

@@ -133,3 +133,21 @@ def test_callbacks_are_answered_exactly_once() -> None:
     down = Query("forget:yes", SimpleNamespace(chat=SimpleNamespace(id=7)))
     press(RecordingTransport(failures=1), down)
     assert down.answers == [DOWN]  # not "done" first and "down" second
+
+
+class AboutTransport:
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+
+    async def model_info(self) -> dict[str, Any]:
+        return self.info
+
+
+def test_about_says_how_the_model_was_trained_in_good_english() -> None:
+    from worker.service import model_summary
+
+    info = model_summary("f" * 64, {"training": {"steps": 1}, "command": "s2s train --init-from x"})
+    bot = FakeBot()
+    chatbot = ChatBot(BotConfig(), AboutTransport(info), MemoryState())  # type: ignore[arg-type]
+    asyncio.run(chatbot.about(update(9, "/about"), SimpleNamespace(bot=bot)))  # type: ignore[arg-type]
+    assert "fine-tuned for 1 step" in bot.said[0] and "steps" not in bot.said[0]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from s2s_cli.main import app
@@ -194,6 +195,29 @@ def test_chat_answers_one_line_per_input_line_and_keeps_history(
     store = DialogueStore(env["DATABASE_URL"])
     history = store.recent_context(1, 10)
     assert [text for speaker, text in history if speaker == "user"] == ["a b c", "d e"] * 2
+    store.engine.dispose()
+
+
+def test_chat_serves_what_the_bot_serves(trained: Path, tmp_path: Path) -> None:
+    """Without --model, s2s chat answers with the registry's active version (as the bot and
+    the workers do), else MODEL_DIR; --model picks a folder explicitly."""
+    from worker.store import DialogueStore
+    from worker.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'chat.sqlite3'}"
+    upgrade(url)
+    store = DialogueStore(url)
+    env = {"DATABASE_URL": url, "MODEL_DIR": str(tmp_path / "nothing here")}
+    store.register_model("candidate-1", str(trained), {})
+    store.promote("candidate-1")
+    result = runner.invoke(app, ["chat"], input="hello\n", env=env)
+    assert result.exit_code == 0, result.output
+    assert "candidate-1" in result.stderr and "registry" in result.stderr
+    with store.engine.connect() as conn:
+        served = conn.execute(text("SELECT model_version FROM generations")).scalars().all()
+    assert served == ["candidate-1"]
+    result = runner.invoke(app, ["chat", "--model", str(trained)], input="hi\n", env=env)
+    assert result.exit_code == 0 and "(--model)" in result.stderr
     store.engine.dispose()
 
 

@@ -90,6 +90,7 @@ def test_too_little_logged_data_does_nothing(tmp_path: Path, checkpoint_dir: Pat
     store = DialogueStore(url)
     result = retrain(store, plan(tmp_path, checkpoint_dir, Gate()))
     assert result["registered"] is None and store.list_models() == []
+    assert result["pairs_needed"] == 10  # min_pairs 10, nothing logged: says how many more
     store.engine.dispose()
 
 
