@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,13 +39,11 @@ class LocalChat:
         if model_dir is not None:
             source, why = default_source(model_dir), "--model"
         else:
-            if (
-                not (settings.model_dir / "model.safetensors").is_file()
-                and not store.active_model()
-            ):
+            active = _active_model(store)
+            if active is None:
                 default_source(settings.model_dir)  # raises: says what is missing where
             source = registry_source(store, settings)
-            why = "the registry's active version" if store.active_model() else "MODEL_DIR"
+            why = "the registry's active version" if active else "MODEL_DIR"
         engine = Engine(source, device, max_wait_ms=0)
         self.version = engine.loaded().version  # fail now, not at the first message
         typer.echo(f"serving model {self.version[:12]} ({why})", err=True)
@@ -72,6 +70,18 @@ class LocalChat:
         from s2s_contract.tasks import ResetRequest
 
         self.service.reset(ResetRequest(chat_id=LOCAL_CHAT))
+
+
+def _active_model(store: Any) -> tuple[str, str] | None:
+    """The registry's active version, or a one-line exit when the database has no schema
+    (PostgreSQL is not set up by the first run, as the embedded SQLite is)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return store.active_model()
+    except SQLAlchemyError:
+        store.engine.dispose()
+        fail("the database at DATABASE_URL has no dialogue tables: run `s2s db upgrade` first")
 
 
 def chat(

@@ -227,7 +227,8 @@ def test_chat_rejects_an_unknown_style(trained: Path) -> None:
 
 
 def test_chat_without_a_model_explains(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["chat"], env={"MODEL_DIR": str(tmp_path / "none")})
+    env = {"MODEL_DIR": str(tmp_path / "none"), "DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+    result = runner.invoke(app, ["chat"], env=env)
     assert result.exit_code == 2
     assert "not a directory" in result.output and "s2s train" in result.output
 
@@ -335,3 +336,13 @@ def test_card_refuses_what_is_not_an_eval_result(
     result = runner.invoke(app, ["models", "card", str(model), "--eval", str(bad)])
     assert result.exit_code == 2 and str(bad) in result.output
     assert (model / "metrics.json").read_text() == before
+
+
+@pytest.mark.integration
+def test_chat_on_an_unmigrated_postgres_says_what_to_do(trained: Path) -> None:
+    from tests.utils.databases import scratch_postgres
+
+    with scratch_postgres() as url:
+        result = runner.invoke(app, ["chat"], env={"DATABASE_URL": url}, input="hi\n")
+    assert result.exit_code == 2
+    assert "s2s db upgrade" in result.output and "Traceback" not in result.output
