@@ -162,3 +162,53 @@ def test_top_p_keeps_only_the_nucleus() -> None:
     cfg = DecodeConfig(strategy="sample", top_p=0.9, n_best=50, max_len=2, seed=0)
     firsts = {h.tokens[0] for h in generate(model, [[A]], cfg)[0]}
     assert firsts == {B, C}
+
+
+def test_merging_group_pools_keeps_a_sequence_once_best_first() -> None:
+    """Two Hamming groups that finished the same reply contribute it once (the better
+    score wins), and the merged n-best is ordered by score across groups."""
+    import torch
+
+    from s2s_core.decoding.beam import NEG_INF, Pool
+
+    pool = Pool.empty(batch=2, n_best=2, max_len=4, device=torch.device("cpu"))  # 1 source × 2
+    same = torch.tensor([A, C, EOS_ID, 0])
+    pool.add(
+        torch.tensor([[-1.0, -3.0], [-2.0, -2.5]]),  # group 0: same, other; group 1: same, third
+        torch.tensor([[-1.0, -3.0], [-2.0, -2.5]]),
+        torch.stack(
+            [
+                torch.stack([same, torch.tensor([B, EOS_ID, 0, 0])]),
+                torch.stack([same, torch.tensor([D, EOS_ID, 0, 0])]),
+            ]
+        ),
+        torch.tensor([[3, 2], [3, 2]]),
+    )
+    merged = pool.merge_groups(groups=2, n_best=3)
+    tokens = [merged.tokens[0, i, : merged.lengths[0, i]].tolist() for i in range(3)]
+    assert tokens == [[A, C, EOS_ID], [D, EOS_ID], [B, EOS_ID]]
+    assert merged.scores[0].tolist() == [-1.0, -2.5, -3.0]
+    assert NEG_INF not in merged.scores[0].tolist()
+
+
+def test_hamming_with_several_beams_per_group_returns_distinct_finished_replies() -> None:
+    """The production `varied` shape (6 beams in 3 groups, n-best 6) on a small model: every
+    returned reply is distinct and finished, and scores are the model's own."""
+    model = TableModel(
+        {
+            (): {A: 0.4, B: 0.3, C: 0.2},
+            (A,): {C: 0.5, D: 0.4},
+            (B,): {C: 0.6, D: 0.3},
+            (C,): {D: 0.7, A: 0.2},
+        },
+        default={EOS_ID: 0.95},
+    )
+    cfg = DecodeConfig(
+        beam_size=6, n_best=6, max_len=4, length_penalty=0, diversity="hamming", num_groups=3
+    )
+    hyps = generate(model, [[A]], cfg)[0]
+    texts = [tuple(h.tokens) for h in hyps]
+    assert len(texts) == len(set(texts)) >= 3
+    for hyp in hyps:
+        assert hyp.tokens[-1] == EOS_ID
+        assert hyp.score == pytest.approx(model.sequence_log_prob(hyp.tokens), abs=1e-6)
