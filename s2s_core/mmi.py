@@ -70,8 +70,7 @@ class Backward:
 
     @classmethod
     def of(cls, model: Seq2Seq, tokenizer: Tokenizer, cfg: MMIConfig) -> Backward:
-        words = word_table(tokenizer)
-        content = (words.word >= 0) & words.content[words.word.clamp(min=0)]
+        content = word_table(tokenizer).content_tokens()
         return cls(model, cfg, content.to(next(model.parameters()).device))
 
     def with_settings(self, **changes: Any) -> Backward:

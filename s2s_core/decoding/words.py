@@ -57,6 +57,10 @@ class WordTable:
             torch.tensor(content, dtype=torch.bool),
         )
 
+    def content_tokens(self) -> Tensor:
+        """[vocab] bool: the tokens that are (pieces of) content words."""
+        return (self.word >= 0) & self.content[self.word.clamp(min=0)]
+
     def to(self, device: torch.device) -> WordTable:
         if self.word.device == device:
             return self

@@ -4,8 +4,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.utils.databases import scratch_database
+from tests.utils.services import scratch_redis_url
 from worker.store import DialogueStore
 from worker.store.migrate import upgrade
 
@@ -22,3 +24,12 @@ def store(database_url: str) -> Iterator[DialogueStore]:
     store = DialogueStore(database_url)
     yield store
     store.engine.dispose()
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    """A client of the scratch Redis database, flushed after the test."""
+    client = redis.Redis.from_url(scratch_redis_url())
+    yield client
+    client.flushdb()
+    client.close()

@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
 
 import worker.tasks
-from tests.utils.services import scratch_redis_url
 from worker.tasks import holding
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(scratch_redis_url())
-    yield client
-    client.flushdb()
-    client.close()
 
 
 def test_work_longer_than_the_ttl_keeps_the_lock(

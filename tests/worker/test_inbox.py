@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 
 from s2s_contract.tasks import ReplyRequest, pending_key
-from tests.utils.services import SCRATCH_REDIS_DB, scratch_redis_url, scratch_url
+from tests.utils.services import SCRATCH_REDIS_DB, scratch_url
 from worker.inbox import ChatInbox
-
-
-@pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(scratch_redis_url())
-    yield client
-    client.flushdb()
-    client.close()
 
 
 def pend(client: redis.Redis, chat: int, user: int, message: int, text: str) -> None:

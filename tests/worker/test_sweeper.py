@@ -3,14 +3,12 @@ vanished gets a new one, once per interval; fresh messages are left to their own
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 
 from s2s_contract.tasks import REPLY_TASK, ReplyRequest, pending_key
-from tests.utils.services import scratch_redis_url
 from worker.sweeper import sweep
 
 pytestmark = pytest.mark.integration
@@ -22,14 +20,6 @@ class Sender:
 
     def send_task(self, name: str, args: list[Any], queue: str) -> None:
         self.sent.append((name, args[0]))
-
-
-@pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(scratch_redis_url())
-    yield client
-    client.flushdb()
-    client.close()
 
 
 def register(client: redis.Redis, chat: int, message: int, at: float) -> None:
