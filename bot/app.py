@@ -1,16 +1,20 @@
 """The python-telegram-bot Application around a ChatBot: polling or webhook, rate limiter,
-and logs that never show the token."""
+logs that never show the token, and a start that waits for Telegram instead of exiting."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
-from telegram import Update
+from telegram import Bot, Update
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
-from bot.handlers import ChatBot
+from bot.handlers import HEARTBEAT_S, ChatBot, touch_heartbeat
 
 log = logging.getLogger(__name__)
 COMMANDS = [
@@ -68,7 +72,10 @@ def build_application(
     token: str, api_url: str, chatbot: ChatBot
 ) -> Application[Any, Any, Any, Any, Any, Any]:
     async def post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        await app.bot.set_my_commands(COMMANDS)
+        try:
+            await app.bot.set_my_commands(COMMANDS)
+        except TelegramError as exc:  # the menu is a convenience: never a reason to stop
+            log.warning("command menu not set (%s); the commands still work", exc)
         chatbot.start_delivery(app.bot)
         log.info("bot @%s ready", app.bot.username)
 
@@ -89,6 +96,40 @@ def build_application(
     )
     chatbot.install(app)
     return app
+
+
+async def wait_for_telegram(
+    token: str,
+    api_url: str,
+    heartbeat_file: Path | None,
+    first_delay_s: float = 1.0,
+    max_delay_s: float = 60.0,
+) -> str:
+    """Asks Telegram ``getMe`` until it answers, waiting twice as long after each failure
+    (up to ``max_delay_s``), and returns the bot's username.
+
+    Why: python-telegram-bot exits when Telegram is unreachable at start-up, and under a
+    container restart policy that is a crash loop. Waiting here keeps the process alive and
+    its heartbeat fresh (healthy, not yet ready: nothing is polled), with one log line per
+    attempt. A token Telegram refuses does not heal by waiting: ``InvalidToken`` is raised.
+    """
+    delay, attempt = first_delay_s, 1
+    while True:
+        touch_heartbeat(heartbeat_file)
+        try:
+            async with Bot(token, base_url=api_url) as probe:
+                return probe.username
+        except InvalidToken:
+            raise
+        except TelegramError as exc:
+            log.warning(
+                "Telegram unreachable (attempt %d: %s); next try in %.1f s", attempt, exc, delay
+            )
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, HEARTBEAT_S))
+            touch_heartbeat(heartbeat_file)
+        delay, attempt = min(delay * 2, max_delay_s), attempt + 1
 
 
 # Edits are not asked for: the first version was answered (see bot/handlers.py).

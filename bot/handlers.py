@@ -179,10 +179,7 @@ class ChatBot:
     async def _heartbeat(path: Path) -> None:
         """Proof of a live event loop for a container healthcheck (``find -mmin``)."""
         while True:
-            try:
-                path.write_text(str(time.time()))
-            except OSError as exc:
-                log.warning("heartbeat file %s: %s", path, exc)
+            touch_heartbeat(path)
             await asyncio.sleep(HEARTBEAT_S)
 
     async def stop(self) -> None:
@@ -598,3 +595,13 @@ def _style_buttons(current: str) -> InlineKeyboardMarkup:
 
 def _seconds(value: Any) -> float:
     return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
+
+
+def touch_heartbeat(path: Path | None) -> None:
+    """Writes the time into the heartbeat file a container healthcheck reads (if set)."""
+    if path is None:
+        return
+    try:
+        path.write_text(str(time.time()))
+    except OSError as exc:
+        log.warning("heartbeat file %s: %s", path, exc)

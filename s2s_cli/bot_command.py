@@ -46,6 +46,7 @@ def bot(
     if webhook_url and not settings.telegram_webhook_secret:
         fail("webhook mode needs TELEGRAM_WEBHOOK_SECRET (Telegram sends it with every update)")
     hide_token(token)
+    _wait_for_telegram(token, settings)
     transport, state = _transport(settings, threads)
     votes = VoteSigner.for_token(token)
     chatbot = ChatBot(BotConfig.from_settings(settings), transport, state, votes)
@@ -61,6 +62,27 @@ def bot(
         )
     else:
         app.run_polling(allowed_updates=ALLOWED_UPDATES, close_loop=False)
+
+
+def _wait_for_telegram(token: str, settings: Settings) -> None:
+    """Blocks until Telegram answers (see ``bot.app.wait_for_telegram``); a refused token
+    ends the command with one line."""
+    import asyncio
+
+    from telegram.error import InvalidToken
+
+    from bot.app import wait_for_telegram
+
+    try:
+        asyncio.run(
+            wait_for_telegram(
+                token,
+                settings.telegram_api_url,
+                settings.bot_heartbeat_file,
+            )
+        )
+    except InvalidToken:
+        fail("Telegram refused TELEGRAM_TOKEN: check it with @BotFather")
 
 
 def _transport(settings: Settings, threads: int) -> tuple[Transport, ChatState]:

@@ -1,9 +1,10 @@
 """A local fake of the Telegram Bot API, enough for the real python-telegram-bot client.
 
-It answers over HTTP on 127.0.0.1 the way Telegram does (``{"ok": true, "result": ...}``,
-errors with ``error_code`` and ``description``, 429 with ``parameters.retry_after``), holds
-updates for long polling, and records what the bot sent so tests can wait for it. Scripted
-users post messages, stickers and button presses through its methods.
+It answers over HTTP (on 127.0.0.1 unless told otherwise) the way Telegram does
+(``{"ok": true, "result": ...}``, errors with ``error_code`` and ``description``, 429 with
+``parameters.retry_after``), holds updates for long polling, and records what the bot sent
+so tests can wait for it. Scripted users post messages, stickers and button presses through
+its methods.
 """
 
 from __future__ import annotations
@@ -49,12 +50,14 @@ class FakeTelegram:
     webhook: str = ""
     limit_next: int = 0  # answer this many coming sendMessage calls with 429
     retry_after: int = 1
+    host: str = "127.0.0.1"  # 0.0.0.0: reachable from containers (the deployment smoke run)
+    port: int = 0  # 0: any free port
 
     def __post_init__(self) -> None:
         self.cond = threading.Condition()
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server = ThreadingHTTPServer((self.host, self.port), _handler(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
