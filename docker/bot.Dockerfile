@@ -8,9 +8,12 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # Only what the bot imports: the project itself goes in with --no-deps (its full dependency
 # list would pull torch).
-RUN pip install "python-telegram-bot[rate-limiter,webhooks]>=22.4,<23" "celery[redis]>=5.4" \
-    "redis>=5.0" "pydantic-settings>=2.4" "typer>=0.12"
 WORKDIR /app
+# At the versions the tests ran with (requirements/constraints.txt, see the README).
+COPY requirements/constraints.txt ./requirements/
+RUN pip install -c requirements/constraints.txt \
+    "python-telegram-bot[rate-limiter,webhooks]>=22.4,<23" "celery[redis]>=5.4" \
+    "redis>=5.0" "pydantic-settings>=2.4" "typer>=0.12"
 COPY pyproject.toml README.md ./
 COPY s2s_cli ./s2s_cli
 COPY s2s_contract ./s2s_contract
