@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The inference worker (also runs `s2s db upgrade` for the migrate service).
+# The inference worker (and the trainer: the same image on the training queue).
 # CUDA torch by default; the CPU variant: --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG PYTHON_VERSION=3.11
 
@@ -11,6 +11,7 @@ ENV PATH=/opt/venv/bin:$PATH PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch first, from the chosen index, so the project's range never swaps it for another build.
 RUN pip install ${TORCH_SPEC} --index-url ${TORCH_INDEX_URL}
 WORKDIR /app
+COPY requirements/constraints.txt ./requirements/
 COPY pyproject.toml README.md alembic.ini ./
 COPY s2s_core ./s2s_core
 COPY s2s_cli ./s2s_cli
@@ -18,8 +19,9 @@ COPY s2s_contract ./s2s_contract
 COPY worker ./worker
 COPY bot ./bot
 COPY migrations ./migrations
-# Editable: migrations are found beside the worker package, at /app/migrations.
-RUN pip install -e .
+# Editable: migrations are found beside the worker package, at /app/migrations. The other
+# libraries at the versions the tests ran with (requirements/constraints.txt).
+RUN pip install -c requirements/constraints.txt -e .
 
 FROM python:${PYTHON_VERSION}-slim
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin s2s

@@ -42,7 +42,9 @@ def replay(
 
 
 def retrain(
-    out: Annotated[Path, typer.Option(help="Runs go under this folder.")] = Path("var/retrain"),
+    out: Annotated[
+        Path | None, typer.Option(help="Runs go under this folder (default: RETRAIN_DIR).")
+    ] = None,
     epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 1,
     mix: Annotated[float, typer.Option(help="Share of original-corpus pairs.")] = 0.5,
     mix_with: Annotated[str, typer.Option(help="The original corpus.")] = "chitchat",
@@ -62,7 +64,7 @@ def retrain(
         _, baseline = run_db_action(lambda: registry_source(store, settings)())
         plan = RetrainPlan(
             baseline,
-            out,
+            out or settings.retrain_dir,
             epochs=epochs,
             mix=mix,
             mix_with=mix_with,

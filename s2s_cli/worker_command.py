@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from s2s_contract.tasks import INFERENCE_QUEUE, MAINTENANCE_QUEUE
+from s2s_contract.tasks import INFERENCE_QUEUE, MAINTENANCE_QUEUE, TRAINING_QUEUE
 
 
 def worker(
@@ -16,7 +16,10 @@ def worker(
         int, typer.Option(help="Threads feeding the batcher (>= max batch).")
     ] = 32,
     queues: Annotated[
-        str, typer.Option(help="Queues to consume.")
+        str,
+        typer.Option(
+            help=f"Queues to consume (a trainer: --queues {TRAINING_QUEUE} --concurrency 1)."
+        ),
     ] = f"{INFERENCE_QUEUE},{MAINTENANCE_QUEUE}",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:

@@ -20,12 +20,15 @@ RETRAIN_TASK = "s2s.retrain"
 
 INFERENCE_QUEUE = "inference"
 MAINTENANCE_QUEUE = "maintenance"
+# Retraining runs torch for many minutes: only a trainer process consumes this queue, so
+# training never shares a serving worker's device and threads.
+TRAINING_QUEUE = "training"
 TASK_QUEUES = {
     REPLY_TASK: INFERENCE_QUEUE,
     FEEDBACK_TASK: MAINTENANCE_QUEUE,
     FORGET_TASK: MAINTENANCE_QUEUE,
     RESET_TASK: MAINTENANCE_QUEUE,
-    RETRAIN_TASK: MAINTENANCE_QUEUE,
+    RETRAIN_TASK: TRAINING_QUEUE,
 }
 RETRAIN_LOCK = "s2s:lock:retrain"  # one retraining at a time, redeliveries included
 

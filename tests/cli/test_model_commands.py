@@ -346,3 +346,19 @@ def test_chat_on_an_unmigrated_postgres_says_what_to_do(trained: Path) -> None:
         result = runner.invoke(app, ["chat"], env={"DATABASE_URL": url}, input="hi\n")
     assert result.exit_code == 2
     assert "s2s db upgrade" in result.output and "Traceback" not in result.output
+
+
+def test_retrain_runs_under_retrain_dir_and_says_how_many_pairs_are_missing(
+    trained: Path, tmp_path: Path
+) -> None:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'dialogue.sqlite3'}",
+        "MODEL_DIR": str(trained),
+        "RETRAIN_DIR": str(tmp_path / "retrain"),
+    }
+    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+    result = runner.invoke(app, ["retrain", "--min-pairs", "5"], env=env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{") :])
+    assert Path(summary["run"]).parent == tmp_path / "retrain"  # the shared volume in compose
+    assert summary["pairs_needed"] == 5 and summary["registered"] is None
