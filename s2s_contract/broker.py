@@ -13,11 +13,16 @@ there kombu's own ``_create_client`` rebuilds a pool from the closed connection'
 and fails with ``AttributeError: 'NoneType' object has no attribute 'hostname'`` (kombu
 issue #582), which Celery takes for an unrecoverable error and stops the worker; this
 channel raises a connection error instead, which Celery's reconnect loop expects, and the
-unacknowledged messages come back through the visibility timeout.
+unacknowledged messages come back through the visibility timeout. And an entry on a queue
+that is not a kombu message (not JSON, or JSON of another shape), which kombu's read loop
+raises from and Celery takes for an unrecoverable error, is dropped with a log line: BRPOP
+has already taken it off the queue, and one stray entry must not stop every worker that
+reads it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import redis
@@ -25,6 +30,7 @@ from kombu.transport import redis as kombu_redis
 
 # The value of Celery's ``broker_transport`` setting (the URL's scheme still names Redis).
 TRANSPORT = "s2s_contract.broker:Transport"
+log = logging.getLogger(__name__)
 
 
 class Channel(kombu_redis.Channel):
@@ -40,6 +46,18 @@ class Channel(kombu_redis.Channel):
         if shared is None or shared[0] is not pool:
             shared = self._shared_client = (pool, super()._create_client())
         return shared[1]
+
+    def _brpop_read(self, **options: Any) -> Any:
+        try:
+            return super()._brpop_read(**options)
+        except (ValueError, TypeError, KeyError) as exc:  # JSONDecodeError is a ValueError
+            log.error(
+                "dropped a broker entry that is not a task message (%s: %s); it was "
+                "already taken off its queue, the worker goes on",
+                type(exc).__name__,
+                exc,
+            )
+            return False
 
 
 class Transport(kombu_redis.Transport):
