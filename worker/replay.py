@@ -28,7 +28,13 @@ from s2s_core.mmi import load_backward
 from s2s_core.recipe import DataConfig
 from worker.replies import decode_config
 from worker.store import DialogueStore
-from worker.store.export import EARLIEST, LATEST, ExportFilter, export_pairs
+from worker.store.export import (
+    EARLIEST,
+    LATEST,
+    ExportFilter,
+    logged_exchanges,
+    training_pairs,
+)
 
 STYLE = "varied"  # the product's default reply style
 SAMPLES = 20
@@ -55,7 +61,7 @@ def load_inputs(store: DialogueStore, limit: int, human_limit: int = 2000) -> Re
     """The last ``limit`` logged exchanges, up to ``human_limit`` human pairs, rated replies."""
     logged: deque[Example] = deque(maxlen=limit)
     liked, disliked = [], []
-    for record in store.iter_exchanges(EARLIEST, LATEST, context_turns=6):
+    for record in logged_exchanges(store, EARLIEST, LATEST, context_turns=6):
         example = parse_jsonl_record(record, "store")
         logged.append(example)
         vote = record["meta"]["feedback"]
@@ -63,21 +69,12 @@ def load_inputs(store: DialogueStore, limit: int, human_limit: int = 2000) -> Re
             liked.append(example)
         elif vote < 0:
             disliked.append(example)
-    tail = _Tail(human_limit)
-    export_pairs(store, tail, ExportFilter(targets="human", context_turns=6))  # type: ignore[arg-type]
-    human = [parse_jsonl_record(json.loads(line), "export") for line in tail.lines]
-    return ReplayInputs(list(logged), human, liked, disliked)
-
-
-class _Tail:
-    """A write-only text sink that keeps the last ``n`` lines (export writes one per pair)."""
-
-    def __init__(self, n: int) -> None:
-        self.lines: deque[str] = deque(maxlen=n)
-
-    def write(self, text: str) -> int:
-        self.lines.extend(line for line in text.splitlines() if line)
-        return len(text)
+    pairs = training_pairs(store, ExportFilter(targets="human", context_turns=6))
+    human = deque(
+        (parse_jsonl_record(record, "export") for _, record in pairs if record is not None),
+        maxlen=human_limit,
+    )
+    return ReplayInputs(list(logged), list(human), liked, disliked)
 
 
 def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:

@@ -14,10 +14,12 @@ from typer.testing import CliRunner
 
 from s2s_cli.main import app
 from tests.worker.test_store import exchange
+from worker.replay import load_inputs
 from worker.store import DialogueStore
 from worker.store.export import ExportFilter, export_pairs
 from worker.store.migrate import upgrade
 from worker.store.models import Chat, Conversation, Turn, User, utcnow
+from worker.store.records import rating
 
 
 def seed(store: DialogueStore) -> None:
@@ -154,3 +156,22 @@ def test_export_command_refuses_bad_arguments(
     )
     assert result.exit_code == 2 and message in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("lowest", "highest", "expected"),
+    [(None, None, 0), (1, 1, 1), (-1, -1, -1), (-1, 1, -1)],  # a 👎 outweighs any 👍
+)
+def test_one_definition_of_a_liked_reply(
+    lowest: int | None, highest: int | None, expected: int
+) -> None:
+    assert rating(lowest, highest) == expected
+
+
+def test_replay_and_export_agree_on_what_was_liked(store: DialogueStore) -> None:
+    seed(store)
+    exported, _ = pairs(store, targets="liked")
+    inputs = load_inputs(store, limit=100)
+    assert [e.response for e in inputs.liked] == [p["response"] for p in exported]
+    assert [e.response for e in inputs.disliked] == ["see you", "fine thanks"]
+    assert len(inputs.logged) == 7  # every bot reply of users not forgotten

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from worker.store import DialogueStore, Exchange, GenerationInfo
+from worker.store.export import logged_exchanges
 from worker.store.migrate import check, downgrade, upgrade
 from worker.store.models import Base, Feedback, Generation, Turn, User
 
@@ -200,9 +201,7 @@ def test_export_streams_pairs_by_date_range(store: DialogueStore) -> None:
             )
     now = datetime.now(UTC)
     records = list(
-        store.iter_exchanges(
-            now - timedelta(hours=1), now + timedelta(hours=1), context_turns=2, page=2
-        )
+        logged_exchanges(store, now - timedelta(hours=1), now + timedelta(hours=1), context_turns=2)
     )
     assert len(records) == 15
     third = next(r for r in records if r["response"] == "c1a2")
@@ -211,7 +210,10 @@ def test_export_streams_pairs_by_date_range(store: DialogueStore) -> None:
         {"speaker": "user", "text": "c1q2"},
     ]
     assert third["meta"]["model_version"] == "v1"
-    assert list(store.iter_exchanges(now + timedelta(hours=1), now + timedelta(hours=2))) == []
+    pages = list(store.conversation_pages(now - timedelta(hours=1), now + timedelta(hours=1), 2))
+    assert [len(page) for page in pages] == [2, 2, 1]  # five conversations, two per page
+    assert all(len(c.turns) == 6 for page in pages for c in page)
+    assert list(logged_exchanges(store, now + timedelta(hours=1), now + timedelta(hours=2))) == []
 
 
 def test_stats(store: DialogueStore) -> None:

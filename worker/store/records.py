@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 FEEDBACK_VALUES = (-1, 1)
@@ -49,3 +50,31 @@ class StoredReply:
     created: bool  # False: this message had been answered before; text is that reply
     # True: the user asked to be forgotten after sending it; nothing was stored (ids are 0)
     forgotten: bool = False
+
+
+def rating(lowest_vote: int | None, highest_vote: int | None) -> int:
+    """The one definition of a liked reply: +1 when someone rated it 👍 and nobody 👎,
+    -1 when anyone rated it 👎 (a 👎 is never a training target), 0 when unrated."""
+    if lowest_vote == -1:
+        return -1
+    return 1 if highest_vote == 1 else 0
+
+
+@dataclass(frozen=True)
+class LoggedTurn:
+    """One stored turn as exports and replay read it."""
+
+    id: int
+    speaker: str  # user | bot
+    text: str
+    created_at: datetime  # timezone-aware UTC on every database
+    user_forgotten: bool  # its user asked to be forgotten: never exported
+    reply_to_id: int | None = None
+    model_version: str | None = None  # bot turns: the model that wrote it
+    rating: int = 0  # see ``rating``
+
+
+@dataclass(frozen=True)
+class LoggedConversation:
+    id: int
+    turns: list[LoggedTurn]  # in the order they were said

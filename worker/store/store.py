@@ -38,7 +38,15 @@ from worker.store.models import (
     User,
     utcnow,
 )
-from worker.store.records import FEEDBACK_VALUES, Exchange, StoredReply, clean_text
+from worker.store.records import (
+    FEEDBACK_VALUES,
+    Exchange,
+    LoggedConversation,
+    LoggedTurn,
+    StoredReply,
+    clean_text,
+    rating,
+)
 
 
 class DialogueStore:
@@ -183,43 +191,32 @@ class DialogueStore:
     # -- export and statistics -------------------------------------------------------------
 
     def conversation_pages(
-        self, start: datetime, end: datetime, page: int = 100, speaker: str | None = None
-    ) -> Iterator[tuple[Session, list[int]]]:
-        """Ids of the conversations with turns (of ``speaker``, if given) in [start, end),
-        ``page`` at a time, each page with its own session: large histories never sit in
-        memory at once."""
+        self, start: datetime, end: datetime, page: int = 100
+    ) -> Iterator[list[LoggedConversation]]:
+        """The conversations with turns in [start, end), every turn of each (in order, with
+        its rating and whether its user was forgotten), ``page`` conversations at a time and
+        a few queries per page: large histories never sit in memory at once."""
         after = 0
         while True:
-            conditions = [
-                Turn.created_at >= start,
-                Turn.created_at < end,
-                Turn.conversation_id > after,
-            ]
-            if speaker is not None:
-                conditions.append(Turn.speaker == speaker)
             with self.reads() as s:
                 ids = list(
                     s.scalars(
                         select(Turn.conversation_id)
-                        .where(*conditions)
+                        .where(
+                            Turn.created_at >= start,
+                            Turn.created_at < end,
+                            Turn.conversation_id > after,
+                        )
                         .group_by(Turn.conversation_id)
                         .order_by(Turn.conversation_id)
                         .limit(page)
                     )
                 )
-                yield s, ids
+                conversations = _logged_conversations(s, ids)
+            yield conversations
             if len(ids) < page:
                 return
             after = ids[-1]
-
-    def iter_exchanges(
-        self, start: datetime, end: datetime, context_turns: int = 3, page: int = 100
-    ) -> Iterator[dict[str, Any]]:
-        """Logged exchanges (the corpora JSONL schema, the bot turn as the response) for bot
-        turns created in [start, end), with their feedback in ``meta``."""
-        for s, ids in self.conversation_pages(start, end, page, speaker="bot"):
-            for conversation_id in ids:
-                yield from _conversation_records(s, conversation_id, start, end, context_turns)
 
     def stats(self) -> dict[str, Any]:
         with self.reads() as s:
@@ -496,8 +493,7 @@ def _sent_before(ex: Exchange, forgotten: dict[int, datetime]) -> bool:
     at = forgotten.get(ex.user_id)
     if at is None or ex.sent_at is None:
         return False
-    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite drops the zone
-    return ex.sent_at <= aware.timestamp()
+    return ex.sent_at <= _aware(at).timestamp()
 
 
 def _open_conversations(s: Session, chat_ids: list[int]) -> dict[int, int]:
@@ -517,51 +513,49 @@ def _delete(s: Session, model: type[Any], condition: Any) -> int:
     return int(s.execute(delete(model).where(condition)).rowcount)  # type: ignore[attr-defined]
 
 
-def _conversation_records(
-    s: Session, conversation_id: int, start: datetime, end: datetime, context_turns: int
-) -> Iterator[dict[str, Any]]:
-    turns = s.execute(
+def _logged_conversations(s: Session, ids: list[int]) -> list[LoggedConversation]:
+    """Plain values for the conversations ``ids``: three queries for the whole page."""
+    rows = s.execute(
         select(
             Turn.id,
+            Turn.conversation_id,
             Turn.speaker,
             Turn.text,
             Turn.reply_to_id,
             Turn.created_at,
             Generation.model_version,
+            User.forgotten_at,
         )
         .outerjoin(Generation, Generation.turn_id == Turn.id)
-        .where(Turn.conversation_id == conversation_id)
-        .order_by(Turn.id)
+        .outerjoin(User, User.id == Turn.user_id)
+        .where(Turn.conversation_id.in_(ids))
+        .order_by(Turn.conversation_id, Turn.id)
     ).all()
-    votes = dict(
-        s.execute(
-            select(Feedback.turn_id, func.sum(Feedback.value))
+    votes = {
+        turn_id: rating(low, high)
+        for turn_id, low, high in s.execute(
+            select(Feedback.turn_id, func.min(Feedback.value), func.max(Feedback.value))
             .join(Turn, Turn.id == Feedback.turn_id)
-            .where(Turn.conversation_id == conversation_id)
+            .where(Turn.conversation_id.in_(ids))
             .group_by(Feedback.turn_id)
         ).all()
-    )
-    for i, turn in enumerate(turns):
-        if turn.speaker != "bot" or turn.reply_to_id is None:
-            continue
-        if not _in_range(turn.created_at, start, end):
-            continue
-        context = [
-            {"speaker": t.speaker, "text": t.text} for t in turns[max(0, i - context_turns) : i]
-        ]
-        yield {
-            "conversation_id": str(conversation_id),
-            "context": context,
-            "response": turn.text,
-            "meta": {
-                "model_version": turn.model_version,
-                "feedback": int(votes.get(turn.id, 0)),
-                "created_at": turn.created_at.isoformat(),
-            },
-        }
+    }
+    turns: dict[int, list[LoggedTurn]] = {conversation_id: [] for conversation_id in ids}
+    for row in rows:
+        turns[row.conversation_id].append(
+            LoggedTurn(
+                id=row.id,
+                speaker=row.speaker,
+                text=row.text,
+                created_at=_aware(row.created_at),
+                user_forgotten=row.forgotten_at is not None,
+                reply_to_id=row.reply_to_id,
+                model_version=row.model_version,
+                rating=votes.get(row.id, 0),
+            )
+        )
+    return [LoggedConversation(conversation_id, turns[conversation_id]) for conversation_id in ids]
 
 
-def _in_range(moment: datetime, start: datetime, end: datetime) -> bool:
-    if moment.tzinfo is None:  # SQLite hands back naive UTC
-        moment = moment.replace(tzinfo=start.tzinfo)
-    return start <= moment < end
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite
