@@ -78,7 +78,7 @@ def _active_model(store: Any) -> tuple[str, str] | None:
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        return store.active_model()
+        return store.registry.active_model()
     except SQLAlchemyError:
         store.engine.dispose()
         fail("the database at DATABASE_URL has no dialogue tables: run `s2s db upgrade` first")

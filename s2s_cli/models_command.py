@@ -27,7 +27,7 @@ def _store() -> DialogueStore:
 @models_app.command("list")
 def list_models() -> None:
     """Registered versions as JSON, newest first."""
-    run_db_action(lambda: typer.echo(json.dumps(_store().list_models(), indent=2)))
+    run_db_action(lambda: typer.echo(json.dumps(_store().registry.list_models(), indent=2)))
 
 
 @models_app.command()
@@ -45,10 +45,10 @@ def register(
     version = weights_digest(model)
     store = _store()
     run_db_action(
-        lambda: store.register_model(version, str(model.resolve()), meta.get("best") or {})
+        lambda: store.registry.register_model(version, str(model.resolve()), meta.get("best") or {})
     )
     if promote:
-        run_db_action(lambda: store.promote(version))
+        run_db_action(lambda: store.registry.promote(version))
     typer.echo(version)
 
 
@@ -59,7 +59,7 @@ def promote(
     """Make VERSION the active model; the previous active one is retired."""
     store = _store()
     version_id = _unique(store, version)
-    run_db_action(lambda: store.promote(version_id))
+    run_db_action(lambda: store.registry.promote(version_id))
     typer.echo(version_id)
 
 
@@ -70,12 +70,12 @@ def retire(
     """Take VERSION out of service (workers fall back to MODEL_DIR if it was active)."""
     store = _store()
     version_id = _unique(store, version)
-    run_db_action(lambda: store.retire(version_id))
+    run_db_action(lambda: store.registry.retire(version_id))
     typer.echo(version_id)
 
 
 def _unique(store: DialogueStore, prefix: str) -> str:
-    ids = [m["id"] for m in run_db_action(store.list_models) if m["id"].startswith(prefix)]
+    ids = [m["id"] for m in run_db_action(store.registry.list_models) if m["id"].startswith(prefix)]
     if len(ids) != 1:
         fail(f"{len(ids)} registered versions match {prefix!r}")
     return str(ids[0])

@@ -90,9 +90,9 @@ def retrain(store: DialogueStore, plan: RetrainPlan, progress: bool = False) -> 
     summary = write_report(run_dir / "replay", inputs, candidate, baseline, verdict)
 
     version = weights_digest(candidate_dir)
-    store.register_model(version, str(candidate_dir.resolve()), {"replay": summary})
+    store.registry.register_model(version, str(candidate_dir.resolve()), {"replay": summary})
     if verdict[0]:
-        store.promote(version)
+        store.registry.promote(version)
         log.info("retrain: promoted %s (%s)", version[:12], "; ".join(verdict[1]))
     else:
         log.info("retrain: %s held back (%s)", version[:12], "; ".join(verdict[1]))

@@ -24,7 +24,7 @@ def registry_source(store: DialogueStore, settings: Settings) -> ActiveSource:
     fallback = default_source(settings.model_dir) if has_default else None
 
     def active() -> tuple[str, Path]:
-        found = store.active_model()
+        found = store.registry.active_model()
         if found is not None:
             return found[0], Path(found[1])
         if fallback is None:

@@ -208,8 +208,8 @@ def test_chat_serves_what_the_bot_serves(trained: Path, tmp_path: Path) -> None:
     upgrade(url)
     store = DialogueStore(url)
     env = {"DATABASE_URL": url, "MODEL_DIR": str(tmp_path / "nothing here")}
-    store.register_model("candidate-1", str(trained), {})
-    store.promote("candidate-1")
+    store.registry.register_model("candidate-1", str(trained), {})
+    store.registry.promote("candidate-1")
     result = runner.invoke(app, ["chat"], input="hello\n", env=env)
     assert result.exit_code == 0, result.output
     assert "candidate-1" in result.stderr and "registry" in result.stderr

@@ -58,7 +58,7 @@ def test_retrain_fine_tunes_replays_registers_and_promotes(
     assert trained_on["task"] == "jsonl" and trained_on["mix"] == 0.5
     pairs = [json.loads(line) for line in (run / "pairs.jsonl").read_text().splitlines()]
     assert {p["meta"]["target"] for p in pairs} == {"human", "liked"}
-    active = store.active_model()
+    active = store.registry.active_model()
     assert active is not None and active[0] == result["registered"]
 
     report = json.loads((run / "replay" / "report.json").read_text())
@@ -79,8 +79,8 @@ def test_a_candidate_that_fails_the_gate_stays_registered_but_inactive(
     store, _ = seeded_store(tmp_path)
     result = retrain(store, plan(tmp_path, checkpoint_dir, Gate(max_perplexity_ratio=1e-9)))
     assert result["promoted"] is False and any("perplexity" in r for r in result["reasons"])
-    listed = {m["id"]: m["status"] for m in store.list_models()}
-    assert listed == {result["registered"]: "candidate"} and store.active_model() is None
+    listed = {m["id"]: m["status"] for m in store.registry.list_models()}
+    assert listed == {result["registered"]: "candidate"} and store.registry.active_model() is None
     store.engine.dispose()
 
 
@@ -89,7 +89,7 @@ def test_too_little_logged_data_does_nothing(tmp_path: Path, checkpoint_dir: Pat
     upgrade(url)
     store = DialogueStore(url)
     result = retrain(store, plan(tmp_path, checkpoint_dir, Gate()))
-    assert result["registered"] is None and store.list_models() == []
+    assert result["registered"] is None and store.registry.list_models() == []
     assert result["pairs_needed"] == 10  # min_pairs 10, nothing logged: says how many more
     store.engine.dispose()
 

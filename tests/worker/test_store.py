@@ -231,17 +231,17 @@ def test_stats(store: DialogueStore) -> None:
 
 
 def test_model_registry_keeps_one_active(store: DialogueStore) -> None:
-    assert store.active_model() is None
-    store.register_model("aaa", "/models/a", {"ppl": 90.0})
-    store.register_model("bbb", "/models/b", {"ppl": 80.0})
-    store.promote("aaa")
-    store.promote("bbb")
-    assert store.active_model() == ("bbb", "/models/b")
+    assert store.registry.active_model() is None
+    store.registry.register_model("aaa", "/models/a", {"ppl": 90.0})
+    store.registry.register_model("bbb", "/models/b", {"ppl": 80.0})
+    store.registry.promote("aaa")
+    store.registry.promote("bbb")
+    assert store.registry.active_model() == ("bbb", "/models/b")
     with store.sessions() as s:
         statuses = dict(s.execute(text("SELECT id, status FROM model_versions")).all())
     assert statuses == {"aaa": "retired", "bbb": "active"}
     with pytest.raises(ValueError, match="unknown model version"):
-        store.promote("ccc")
+        store.registry.promote("ccc")
 
 
 def test_reply_lookups_read_turns_through_indexes(tmp_path: Path) -> None:
@@ -295,7 +295,11 @@ def test_reply_lookups_do_not_wait_for_a_writer(tmp_path: Path) -> None:
     answers: list[Any] = []
     reader = threading.Thread(
         target=lambda: answers.append(
-            (store.find_replies([(1, 1)]), store.recent_context(1, 3), store.active_model())
+            (
+                store.find_replies([(1, 1)]),
+                store.recent_context(1, 3),
+                store.registry.active_model(),
+            )
         )
     )
     reader.start()

@@ -241,9 +241,9 @@ def test_hot_reload_switches_versions_without_dropping(
     upgrade(db_url)
     store = DialogueStore(db_url)
     old_id, new_id = weights_digest(old), weights_digest(new)
-    store.register_model(old_id, str(old), {})
-    store.register_model(new_id, str(new), {})
-    store.promote(old_id)
+    store.registry.register_model(old_id, str(old), {})
+    store.registry.register_model(new_id, str(new), {})
+    store.registry.promote(old_id)
     env = {
         "REDIS_URL": redis_url,
         "DATABASE_URL": db_url,
@@ -260,7 +260,7 @@ def test_hot_reload_switches_versions_without_dropping(
                 wait_for(
                     lambda: client.xlen(REPLIES_STREAM) >= 10, 60, "replies from the old model"
                 )
-                store.promote(new_id)
+                store.registry.promote(new_id)
             time.sleep(0.1)
         wait_for(lambda: client.xlen(REPLIES_STREAM) >= 60, 120, "all 60 replies")
     with store.sessions() as s:
@@ -296,10 +296,10 @@ def test_retrain_task_registers_a_candidate(tmp_path: Path, checkpoint_dir: Path
     with worker_process(env, tmp_path / "worker.log", concurrency=4):
         for _ in range(2):
             producer.send_task(RETRAIN_TASK, args=[request], queue=TASK_QUEUES[RETRAIN_TASK])
-        wait_for(lambda: store.list_models(), 120, "a registered candidate")
+        wait_for(lambda: store.registry.list_models(), 120, "a registered candidate")
         time.sleep(3)
     runs = list((tmp_path / "retrain").iterdir())
     assert len(runs) == 1 and (runs[0] / "replay" / "report.html").is_file()
-    assert len(store.list_models()) == 1
+    assert len(store.registry.list_models()) == 1
     assert "a retraining is already running" in (tmp_path / "worker.log").read_text()
     store.engine.dispose()

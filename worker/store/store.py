@@ -33,7 +33,6 @@ from worker.store.models import (
     Conversation,
     Feedback,
     Generation,
-    ModelVersion,
     Turn,
     User,
     utcnow,
@@ -47,6 +46,7 @@ from worker.store.records import (
     clean_text,
     rating,
 )
+from worker.store.registry import ModelRegistry
 
 
 class DialogueStore:
@@ -54,6 +54,7 @@ class DialogueStore:
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
         self.sessions = make_sessionmaker(self.engine)
         self.reads = make_sessionmaker(self.engine, read_only=True)
+        self.registry = ModelRegistry(self.sessions, self.reads)
 
     # -- replies -----------------------------------------------------------------------
 
@@ -235,70 +236,6 @@ class DialogueStore:
                 for m, p, n in per_model
             ],
         }
-
-    # -- model registry ---------------------------------------------------------------------
-
-    def register_model(self, version_id: str, path: str, metrics: dict[str, Any]) -> None:
-        with self.sessions() as s, s.begin():
-            insert_ignore(
-                s,
-                ModelVersion,
-                id=version_id,
-                path=path,
-                metrics=metrics,
-                status="candidate",
-                created_at=utcnow(),
-            )
-
-    def promote(self, version_id: str) -> None:
-        """Makes ``version_id`` the one active model; the previous one is retired."""
-        with self.sessions() as s, s.begin():
-            if s.get(ModelVersion, version_id) is None:
-                raise ValueError(f"unknown model version {version_id}")
-            s.execute(
-                update(ModelVersion)
-                .where(ModelVersion.status == "active", ModelVersion.id != version_id)
-                .values(status="retired")
-            )
-            s.execute(
-                update(ModelVersion)
-                .where(ModelVersion.id == version_id)
-                .values(status="active", promoted_at=utcnow())
-            )
-
-    def retire(self, version_id: str) -> None:
-        """Takes ``version_id`` out of service; with no active version workers serve
-        MODEL_DIR."""
-        with self.sessions() as s, s.begin():
-            if s.get(ModelVersion, version_id) is None:
-                raise ValueError(f"unknown model version {version_id}")
-            s.execute(
-                update(ModelVersion).where(ModelVersion.id == version_id).values(status="retired")
-            )
-
-    def list_models(self) -> list[dict[str, Any]]:
-        """Every registered version, newest first."""
-        with self.reads() as s:
-            rows = s.scalars(select(ModelVersion).order_by(ModelVersion.created_at.desc())).all()
-            return [
-                {
-                    "id": m.id,
-                    "path": m.path,
-                    "status": m.status,
-                    "metrics": m.metrics,
-                    "created_at": m.created_at.isoformat(),
-                    "promoted_at": m.promoted_at.isoformat() if m.promoted_at else None,
-                }
-                for m in rows
-            ]
-
-    def active_model(self) -> tuple[str, str] | None:
-        """(version id, path) of the active model, if any."""
-        with self.reads() as s:
-            row = s.execute(
-                select(ModelVersion.id, ModelVersion.path).where(ModelVersion.status == "active")
-            ).first()
-            return (row.id, row.path) if row else None
 
 
 # The lookups' statements are built once per shape (how many chats or messages) with bound
