@@ -73,15 +73,15 @@ class LocalChat:
 
 
 def _active_model(store: Any) -> tuple[str, str] | None:
-    """The registry's active version, or a one-line exit when the database has no schema
+    """The registry's active version, or a one-line exit when the database cannot be read
     (PostgreSQL is not set up by the first run, as the embedded SQLite is)."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from s2s_cli.db import run_db_action
 
     try:
-        return store.registry.active_model()
-    except SQLAlchemyError:
-        store.engine.dispose()
-        fail("the database at DATABASE_URL has no dialogue tables: run `s2s db upgrade` first")
+        return run_db_action(store.registry.active_model)
+    except typer.Exit:
+        store.engine.dispose()  # close the pooled connection before the one-line exit
+        raise
 
 
 def chat(

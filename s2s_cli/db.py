@@ -53,11 +53,36 @@ def current() -> None:
 
 
 def run_db_action(action: Callable[[], T]) -> T:
-    """Runs a database action; a database or Alembic error becomes one error line."""
+    """Runs a database action; a database or Alembic error ends the command with one line
+    that says what to do."""
     from alembic.util import CommandError
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DBAPIError
 
     try:
         return action()
-    except (CommandError, OperationalError) as exc:
+    except CommandError as exc:
         fail(str(exc).splitlines()[0])
+    except DBAPIError as exc:
+        fail(database_error_line(exc))
+
+
+def database_error_line(exc: Exception) -> str:
+    """What a person should do about ``exc``: migrate, fix the SQLite path, or check that
+    the server at DATABASE_URL is up."""
+    from sqlalchemy.exc import OperationalError
+
+    first = str(getattr(exc, "orig", exc)).splitlines()[0]
+    undefined_table = getattr(getattr(exc, "orig", None), "sqlstate", None) == "42P01"
+    if undefined_table or "no such table" in first:
+        return "the database at DATABASE_URL has no dialogue tables: run `s2s db upgrade` first"
+    if "unable to open database file" in first:
+        return (
+            "cannot open the SQLite file of DATABASE_URL (its folder does not exist?): fix the "
+            "path, or run `s2s db upgrade` to create the database there"
+        )
+    if isinstance(exc, OperationalError):
+        return (
+            f"cannot reach the database at DATABASE_URL ({first}): check DATABASE_URL and "
+            "that the server is up"
+        )
+    return f"database error: {first}"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from s2s_cli import chat, model_commands
+from s2s_cli import chat, train_eval
 from s2s_cli.bot_command import bot
 from s2s_cli.db import db_app
 from s2s_cli.export_command import export
 from s2s_cli.logs import setup_logging
-from s2s_cli.models_command import models_app
+from s2s_cli.registry import models_app
 from s2s_cli.replay_command import replay, retrain
 from s2s_cli.worker_command import worker
 
@@ -18,16 +18,16 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.command("train")(model_commands.train)
-app.command("eval")(model_commands.evaluate)
-app.command("generate")(model_commands.generate)
+app.command("train")(train_eval.train)
+app.command("eval")(train_eval.evaluate)
+app.command("generate")(train_eval.generate)
 app.command("chat")(chat.chat)
 app.command("worker")(worker)
 app.command("bot")(bot)
 app.command("export")(export)
 app.command("replay")(replay)
 app.command("retrain")(retrain)
-app.add_typer(model_commands.bench_app, name="bench")
+app.add_typer(train_eval.bench_app, name="bench")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from s2s_cli.main import app
@@ -80,3 +81,40 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
     assert any("0001" in e["message"] for e in lines)
     bad = runner.invoke(app, ["--log-format", "xml", "db", "current"])
     assert bad.exit_code == 2
+
+
+UPGRADE_FIRST = "has no dialogue tables: run `s2s db upgrade` first"
+
+
+def _one_line_error(args: list[str], url: str) -> str:
+    result = runner.invoke(app, args, env={"DATABASE_URL": url})
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    return result.output
+
+
+def test_models_list_on_an_unmigrated_sqlite_says_to_upgrade(tmp_path: Path) -> None:
+    assert UPGRADE_FIRST in _one_line_error(["models", "list"], f"sqlite:///{tmp_path / 'x.db'}")
+
+
+def test_a_sqlite_path_into_a_missing_folder_is_refused_not_created(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'typo' / 'x.db'}"
+    assert "fix the path" in _one_line_error(["models", "list"], url)
+    assert not (tmp_path / "typo").exists()  # no new empty database behind a typo
+
+
+def test_an_unreachable_server_is_named_as_such(tmp_path: Path) -> None:
+    from tests.utils.services import free_port
+
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
+    for args in (["models", "list"], ["chat"]):
+        output = _one_line_error(args, url)
+        assert "cannot reach the database" in output and "check DATABASE_URL" in output
+
+
+@pytest.mark.integration
+def test_models_list_on_an_unmigrated_postgres_says_to_upgrade() -> None:
+    from tests.utils.databases import scratch_postgres
+
+    with scratch_postgres() as url:
+        assert UPGRADE_FIRST in _one_line_error(["models", "list"], url)

@@ -8,6 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from worker.store.engine import sqlite_file
+
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
@@ -19,6 +21,12 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    """Creating the database is migration's job: a SQLite file's folder is made here only
+    (any other command refuses a SQLite path into a missing folder, so a typo in
+    DATABASE_URL is an error, not a new empty database)."""
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)
 
 

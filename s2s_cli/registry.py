@@ -4,6 +4,8 @@ promoted one between batches, without a restart."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,21 +15,28 @@ from s2s_cli.db import database_url, run_db_action
 from s2s_cli.options import fail
 
 if TYPE_CHECKING:
-    from worker.store import DialogueStore
+    from worker.store.registry import ModelRegistry
 
 models_app = typer.Typer(help="Register, list and promote model versions.", no_args_is_help=True)
 
 
-def _store() -> DialogueStore:
+@contextmanager
+def _registry() -> Iterator[ModelRegistry]:
+    """The registry at DATABASE_URL; its connections closed however the command ends."""
     from worker.store import DialogueStore
 
-    return DialogueStore(database_url())
+    store = DialogueStore(database_url())
+    try:
+        yield store.registry
+    finally:
+        store.engine.dispose()
 
 
 @models_app.command("list")
 def list_models() -> None:
     """Registered versions as JSON, newest first."""
-    run_db_action(lambda: typer.echo(json.dumps(_store().registry.list_models(), indent=2)))
+    with _registry() as registry:
+        typer.echo(json.dumps(run_db_action(registry.list_models), indent=2))
 
 
 @models_app.command()
@@ -43,12 +52,12 @@ def register(
     except (ValueError, OSError) as exc:
         fail(str(exc))
     version = weights_digest(model)
-    store = _store()
-    run_db_action(
-        lambda: store.registry.register_model(version, str(model.resolve()), meta.get("best") or {})
-    )
-    if promote:
-        run_db_action(lambda: store.registry.promote(version))
+    with _registry() as registry:
+        run_db_action(
+            lambda: registry.register_model(version, str(model.resolve()), meta.get("best") or {})
+        )
+        if promote:
+            run_db_action(lambda: registry.promote(version))
     typer.echo(version)
 
 
@@ -57,9 +66,9 @@ def promote(
     version: Annotated[str, typer.Argument(help="Version id (or a unique prefix).")],
 ) -> None:
     """Make VERSION the active model; the previous active one is retired."""
-    store = _store()
-    version_id = _unique(store, version)
-    run_db_action(lambda: store.registry.promote(version_id))
+    with _registry() as registry:
+        version_id = _unique(registry, version)
+        run_db_action(lambda: registry.promote(version_id))
     typer.echo(version_id)
 
 
@@ -68,14 +77,14 @@ def retire(
     version: Annotated[str, typer.Argument(help="Version id (or a unique prefix).")],
 ) -> None:
     """Take VERSION out of service (workers fall back to MODEL_DIR if it was active)."""
-    store = _store()
-    version_id = _unique(store, version)
-    run_db_action(lambda: store.registry.retire(version_id))
+    with _registry() as registry:
+        version_id = _unique(registry, version)
+        run_db_action(lambda: registry.retire(version_id))
     typer.echo(version_id)
 
 
-def _unique(store: DialogueStore, prefix: str) -> str:
-    ids = [m["id"] for m in run_db_action(store.registry.list_models) if m["id"].startswith(prefix)]
+def _unique(registry: ModelRegistry, prefix: str) -> str:
+    ids = [m["id"] for m in run_db_action(registry.list_models) if m["id"].startswith(prefix)]
     if len(ids) != 1:
         fail(f"{len(ids)} registered versions match {prefix!r}")
     return str(ids[0])
