@@ -31,6 +31,12 @@ def export(
         str, typer.Option(help="human (what people said) | liked (👍 replies) | both")
     ] = "both",
     context_turns: Annotated[int, typer.Option(help="Turns of context per pair.")] = 3,
+    part: Annotated[
+        str,
+        typer.Option(
+            help="all | fine-tune (to fine-tune on) | held-out (what replay judges a candidate on)."
+        ),
+    ] = "all",
 ) -> None:
     """Export logged conversations as training pairs; prints counts per category."""
     from worker.store import DialogueStore
@@ -42,6 +48,7 @@ def export(
             until=_moment(until, "--until") or LATEST,
             targets=targets,
             context_turns=context_turns,
+            part=part,
         )
     except ValueError as exc:
         fail(str(exc))

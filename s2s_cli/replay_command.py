@@ -20,17 +20,26 @@ def replay(
     baseline: ModelDir,
     limit: Annotated[int, typer.Option(help="Logged user turns to answer again.")] = 500,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("var/replay"),
+    part: Annotated[
+        str,
+        typer.Option(
+            help="Conversations replayed: held-out (never fine-tuned on) | fine-tune | all."
+        ),
+    ] = "held-out",
 ) -> None:
     """Answer logged user turns with both models; write report.md / report.html / report.json."""
     from worker.replay import Gate, compare, load_inputs, replay_model, write_report
     from worker.store import DialogueStore
+    from worker.store.export import PARTS
 
     if limit < 1:
         fail("--limit must be at least 1")
+    if part not in PARTS:
+        fail(f"--part must be one of {', '.join(PARTS)}, got {part!r}")
     store = DialogueStore(database_url())
-    inputs = run_db_action(lambda: load_inputs(store, limit))
+    inputs = run_db_action(lambda: load_inputs(store, limit, part=part))
     if not inputs.logged:
-        fail("the database holds no logged exchanges to replay")
+        fail(f"the database holds no logged exchanges in the {part} part to replay")
     try:
         cand = replay_model("candidate", candidate, inputs)
         base = replay_model("baseline", baseline, inputs)

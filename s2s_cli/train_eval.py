@@ -69,8 +69,16 @@ def train(
     dropout: Annotated[float, typer.Option(help="Dropout probability.")] = 0.3,
     epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 10,
     batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 64,
-    lr: Annotated[float, typer.Option(help="Adam peak learning rate.")] = 1e-3,
-    warmup: Annotated[int, typer.Option(help="Warmup steps.")] = 200,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Adam peak learning rate [default: 1e-3; with --init-from 3e-4]."),
+    ] = None,
+    warmup: Annotated[
+        int | None,
+        typer.Option(
+            help="Warmup steps [default: 200; with --init-from a tenth of the run, <= 200]."
+        ),
+    ] = None,
     clip: Annotated[float, typer.Option(help="Gradient-norm clip.")] = 1.0,
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = 0.0,
     tf_schedule: Annotated[
@@ -79,7 +87,10 @@ def train(
     tf_ratio: Annotated[float, typer.Option(help="Teacher forcing ratio (at start).")] = 1.0,
     tf_floor: Annotated[float, typer.Option(help="Final ratio of decaying schedules.")] = 0.0,
     tf_decay_steps: Annotated[int, typer.Option(help="Steps of the decay.")] = 10_000,
-    patience: Annotated[int, typer.Option(help="Epochs without gain before stopping.")] = 3,
+    patience: Annotated[
+        int | None,
+        typer.Option(help="Epochs without gain before stopping [default: 3; with --init-from 1]."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N steps in total.")] = None,
     max_minutes: Annotated[
@@ -91,7 +102,7 @@ def train(
 ) -> None:
     """Train a Seq2Seq model (or resume / fine-tune one)."""
     from s2s_core.recipe import DataConfig, new_run, resume_run
-    from s2s_core.train import TrainConfig
+    from s2s_core.train import TrainConfig, fine_tune_config
 
     try:
         if resume:
@@ -121,18 +132,19 @@ def train(
                 "attention": None if attention == "none" else attention,
                 "tie_embeddings": tie_embeddings,
             }
+            preset = fine_tune_config() if init_from else TrainConfig()
             train_cfg = TrainConfig(
                 epochs=epochs,
                 batch_size=batch_size,
-                lr=lr,
-                warmup_steps=warmup,
+                lr=preset.lr if lr is None else lr,
+                warmup_steps=preset.warmup_steps if warmup is None else warmup,
                 clip=clip,
                 label_smoothing=label_smoothing,
                 tf_schedule=tf_schedule,
                 tf_ratio=tf_ratio,
                 tf_floor=tf_floor,
                 tf_decay_steps=tf_decay_steps,
-                patience=patience,
+                patience=preset.patience if patience is None else patience,
                 seed=seed,
                 max_steps=max_steps,
                 max_minutes=max_minutes,

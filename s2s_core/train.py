@@ -34,7 +34,7 @@ class TrainConfig:
     epochs: int = 10  # full passes over the training set (early stopping may end sooner)
     batch_size: int = 64  # pairs per step
     lr: float = 1e-3  # Adam peak learning rate
-    warmup_steps: int = 200  # linear warmup from 0 to lr
+    warmup_steps: int | None = 200  # linear warmup from 0 to lr; None: auto_warmup
     plateau_factor: float = 0.5  # lr multiplier after an epoch without validation gain
     clip: float = 1.0  # max global gradient norm
     label_smoothing: float = 0.0  # cross-entropy smoothing (0 = exact likelihood)
@@ -61,6 +61,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be >= 1")
         if self.lr <= 0 or self.clip <= 0:
             raise ValueError("TrainConfig.lr and TrainConfig.clip must be positive")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ValueError("TrainConfig.warmup_steps must be >= 0 (or None: automatic)")
 
 
 @dataclass
@@ -106,6 +108,16 @@ def evaluate_loss(
     return total / max(tokens, 1)
 
 
+FINE_TUNE_LR = 3e-4  # peak lr of the fine-tuning preset (from scratch: TrainConfig.lr)
+
+
+def fine_tune_config(**overrides: Any) -> TrainConfig:
+    """The one fine-tuning recipe, used by ``s2s train --init-from`` and ``s2s retrain``: a
+    lower peak learning rate than from scratch, automatic warmup (a tenth of the run), and
+    a stop after one epoch without validation gain."""
+    return TrainConfig(**{"lr": FINE_TUNE_LR, "warmup_steps": None, "patience": 1, **overrides})
+
+
 @dataclass
 class Trainer:
     model: Seq2Seq
@@ -129,6 +141,18 @@ class Trainer:
         self.progress = TrainProgress()
         self._deadline = math.inf  # set by run() from max_minutes
         self.state_dir = self.out_dir / "train_state"
+
+    @property
+    def warmup_steps(self) -> int:
+        """The configured warmup, or (None) a tenth of the whole run, at most 200 steps: a
+        fine-tune of a few dozen pairs takes a handful of steps and must reach its learning
+        rate within them (a fixed 200-step warmup left such a run at lr/200)."""
+        if self.cfg.warmup_steps is not None:
+            return self.cfg.warmup_steps
+        total = len(self.sampler) * self.cfg.epochs
+        if self.cfg.max_steps is not None:
+            total = min(total, self.cfg.max_steps)
+        return min(200, max(1, total // 10))
 
     def resume(self) -> None:
         """Continues from the last saved state: same weights, optimizer, position and curve."""
@@ -204,7 +228,7 @@ class Trainer:
     def train_step(self, batch: Batch) -> float:
         """One optimizer step; returns the batch's mean token loss."""
         cfg, p = self.cfg, self.progress
-        lr = warmup_lr(cfg.lr, p.step, cfg.warmup_steps, p.lr_factor)
+        lr = warmup_lr(cfg.lr, p.step, self.warmup_steps, p.lr_factor)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         ratio = teacher_forcing_ratio(
@@ -230,7 +254,7 @@ class Trainer:
             "train_loss": p.curve[-1][1] if p.curve else math.nan,
             "valid_loss": valid_loss,
             "valid_ppl": perplexity(valid_loss),
-            "lr": warmup_lr(cfg.lr, p.step, cfg.warmup_steps, p.lr_factor),
+            "lr": warmup_lr(cfg.lr, p.step, self.warmup_steps, p.lr_factor),
         }
         p.history.append(record)
         log.info(

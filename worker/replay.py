@@ -25,6 +25,7 @@ from s2s_core.corpora import Example, parse_jsonl_record
 from s2s_core.evaluate import evaluate_perplexity, reply_texts
 from s2s_core.metrics import distinct_n
 from s2s_core.mmi import load_backward
+from s2s_core.quality import quality_rates
 from s2s_core.recipe import DataConfig
 from worker.replies import decode_config
 from worker.store import DialogueStore
@@ -37,6 +38,8 @@ from worker.store.export import (
 )
 
 STYLE = "varied"  # the product's default reply style
+# Shares the gate holds a candidate to (s2s_core.quality: the same detectors as s2s eval).
+GATED_RATES = ("sign_off_rate", "greeting_to_non_greeting_rate", "repetition_rate")
 SAMPLES = 20
 
 
@@ -46,6 +49,7 @@ class ReplayInputs:
     human: list[Example]  # what people said after the bot spoke
     liked: list[Example]  # stored replies rated 👍
     disliked: list[Example]  # stored replies rated 👎
+    part: str = "all"  # which conversations: all | held-out | fine-tune (export.in_part)
 
 
 @dataclass
@@ -57,11 +61,14 @@ class ModelReplay:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def load_inputs(store: DialogueStore, limit: int, human_limit: int = 2000) -> ReplayInputs:
-    """The last ``limit`` logged exchanges, up to ``human_limit`` human pairs, rated replies."""
+def load_inputs(
+    store: DialogueStore, limit: int, part: str = "held-out", human_limit: int = 2000
+) -> ReplayInputs:
+    """The last ``limit`` logged exchanges, up to ``human_limit`` human pairs, rated replies,
+    of the conversations in ``part`` (held-out by default: what fine-tuning never saw)."""
     logged: deque[Example] = deque(maxlen=limit)
     liked, disliked = [], []
-    for record in logged_exchanges(store, EARLIEST, LATEST, context_turns=6):
+    for record in logged_exchanges(store, EARLIEST, LATEST, context_turns=6, part=part):
         example = parse_jsonl_record(record, "store")
         logged.append(example)
         vote = record["meta"]["feedback"]
@@ -69,12 +76,12 @@ def load_inputs(store: DialogueStore, limit: int, human_limit: int = 2000) -> Re
             liked.append(example)
         elif vote < 0:
             disliked.append(example)
-    pairs = training_pairs(store, ExportFilter(targets="human", context_turns=6))
+    pairs = training_pairs(store, ExportFilter(targets="human", context_turns=6, part=part))
     human = deque(
         (parse_jsonl_record(record, "export") for _, record in pairs if record is not None),
         maxlen=human_limit,
     )
-    return ReplayInputs(list(logged), list(human), liked, disliked)
+    return ReplayInputs(list(logged), list(human), liked, disliked, part)
 
 
 def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:
@@ -87,11 +94,13 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:
     seconds = time.perf_counter() - start
     words = [r.split() for r in replies]
     result = ModelReplay(name, str(path), weights_digest(path), replies)
+    messages = [ex.context[-1].text if ex.context else "" for ex in inputs.logged]
+    rates = quality_rates(replies, messages)
     result.metrics = {
         "distinct_1": distinct_n(words, 1),
         "distinct_2": distinct_n(words, 2),
         "mean_len_words": sum(map(len, words)) / max(len(words), 1),
-        "repetition_rate": sum(_repeats(w) for w in words) / max(len(words), 1),
+        **{key: rates[key] for key in GATED_RATES},
         "decode_ms_per_reply": 1000 * seconds / max(len(replies), 1),
     }
     for key, examples in (
@@ -108,35 +117,40 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:
     return result
 
 
-def _repeats(words: list[str], n: int = 3) -> bool:
-    """Whether a reply says the same word n-gram twice (the loops chit-chat models fall into)."""
-    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-    return len(grams) != len(set(grams))
-
-
 @dataclass(frozen=True)
 class Gate:
-    """Promote only a candidate at least as good as the baseline on what users feel."""
+    """Promote only a candidate at least as good as the baseline on what users feel,
+    measured on held-out conversations: perplexity on what people said, diversity, and no
+    more goodbyes, misplaced greetings or degenerate repetition than the baseline."""
 
     max_perplexity_ratio: float = 1.0  # candidate human perplexity ≤ baseline's × this
     min_distinct_2_ratio: float = 1.0  # candidate distinct-2 ≥ baseline's × this
+    max_rate_increase: float = 0.02  # each GATED_RATES share ≤ baseline's + this
 
     def verdict(self, candidate: ModelReplay, baseline: ModelReplay) -> tuple[bool, list[str]]:
         reasons, c, b = [], candidate.metrics, baseline.metrics
         if "human_perplexity" in c and "human_perplexity" in b:
             limit = b["human_perplexity"] * self.max_perplexity_ratio
-            ok = c["human_perplexity"] <= limit
+            passed = c["human_perplexity"] <= limit
             reasons.append(
                 f"human-pair perplexity {c['human_perplexity']:.2f} "
-                f"{'≤' if ok else '>'} {limit:.2f}"
+                f"{'≤' if passed else '>'} {limit:.2f}"
             )
         else:
-            ok = False
-            reasons.append("no logged human pairs to measure perplexity on")
+            passed = False
+            reasons.append("no held-out human pairs to measure perplexity on")
         floor = b["distinct_2"] * self.min_distinct_2_ratio
         diverse = c["distinct_2"] >= floor
         reasons.append(f"distinct-2 {c['distinct_2']:.3f} {'≥' if diverse else '<'} {floor:.3f}")
-        return ok and diverse, reasons
+        passed = passed and diverse
+        for key in GATED_RATES:
+            limit = b.get(key, 0.0) + self.max_rate_increase
+            within = c.get(key, 0.0) <= limit
+            reasons.append(
+                f"{METRIC_NAMES[key]} {c.get(key, 0.0):.1%} {'≤' if within else '>'} {limit:.1%}"
+            )
+            passed = passed and within
+        return passed, reasons
 
 
 def compare(candidate: ModelReplay, baseline: ModelReplay) -> None:
@@ -149,11 +163,13 @@ METRIC_NAMES = {
     "distinct_1": "distinct-1",
     "distinct_2": "distinct-2",
     "mean_len_words": "mean length (words)",
-    "repetition_rate": "replies repeating a 3-gram",
+    "sign_off_rate": "replies saying goodbye to a message that did not",
+    "greeting_to_non_greeting_rate": "replies greeting a message that was no greeting",
+    "repetition_rate": "replies repeating a word degenerately",
     "identical_to_baseline": "identical to the baseline",
     "human_perplexity": "perplexity on logged human replies",
-    "liked_loglik_per_token": "log-likelihood / token of 👍 replies",
-    "disliked_loglik_per_token": "log-likelihood / token of 👎 replies",
+    "liked_loglik_per_token": "log-likelihood / token of liked (👍) replies",
+    "disliked_loglik_per_token": "log-likelihood / token of disliked (👎) replies",
     "decode_ms_per_reply": "decode time per reply (ms, batched)",
 }
 
@@ -186,6 +202,7 @@ def write_report(
             "human_pairs": len(inputs.human),
             "liked": len(inputs.liked),
             "disliked": len(inputs.disliked),
+            "part": inputs.part,
         },
         "promote": passed,
         "reasons": reasons,
@@ -224,6 +241,22 @@ def _length_plot(candidate: ModelReplay, baseline: ModelReplay) -> bytes:
     return buffer.getvalue()
 
 
+PART_WORDS = {
+    "held-out": "held-out conversations only (never fine-tuned on)",
+    "fine-tune": "the conversations fine-tuning used",
+    "all": "all logged conversations",
+}
+
+
+def describe_inputs(inputs: dict[str, Any]) -> str:
+    """What the replay read, in words (emoji alone render as boxes without an emoji font)."""
+    return (
+        f"{PART_WORDS[inputs['part']]}: {inputs['logged_turns']} logged user turns, "
+        f"{inputs['human_pairs']} human replies, {inputs['liked']} liked (👍) and "
+        f"{inputs['disliked']} disliked (👎) stored replies"
+    )
+
+
 def _markdown(summary: dict[str, Any], rows: list[tuple[str, str, str]], samples: list[Any]) -> str:
     b, c, inputs = summary["baseline"], summary["candidate"], summary["inputs"]
     lines = [
@@ -231,8 +264,7 @@ def _markdown(summary: dict[str, Any], rows: list[tuple[str, str, str]], samples
         "",
         f"- baseline: `{b['path']}` (version {b['version'][:12]})",
         f"- candidate: `{c['path']}` (version {c['version'][:12]})",
-        f"- inputs: {inputs['logged_turns']} logged user turns, {inputs['human_pairs']} human "
-        f"replies, {inputs['liked']} 👍 and {inputs['disliked']} 👎 stored replies",
+        f"- inputs: {describe_inputs(inputs)}",
         f"- verdict: **{'promote' if summary['promote'] else 'hold back'}** "
         f"({'; '.join(summary['reasons'])})",
         "",
@@ -274,6 +306,7 @@ padding:.3rem .5rem;text-align:left;vertical-align:top}}th{{background:#f4f4f4}}
 <body><h1>Replay report</h1>
 <p>Baseline <code>{e(b["path"])}</code> ({e(b["version"][:12])}) ·
 candidate <code>{e(c["path"])}</code> ({e(c["version"][:12])})</p>
+<p>Inputs: {e(describe_inputs(summary["inputs"]))}</p>
 <p>Verdict: <strong>{verdict}</strong> ({e("; ".join(summary["reasons"]))})</p>
 <table><tr><th>metric</th><th>baseline</th><th>candidate</th></tr>{metric_rows}</table>
 <img alt="reply lengths" src="data:image/png;base64,{image}">

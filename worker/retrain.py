@@ -1,10 +1,12 @@
 """The retraining cycle: export logged pairs → fine-tune the active model on them (mixed with
 its original corpus) → replay candidate against the active model → register the candidate →
-promote it only when the gate passes. The same function serves ``s2s retrain`` and the
-``s2s.retrain`` maintenance task."""
+promote it only when the gate passes. Fine-tuning sees the fine-tune part of the logged
+conversations only; replay and the gate read the held-out part (``export.in_part``). The
+same function serves ``s2s retrain`` and the ``s2s.retrain`` task (training queue)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,10 +15,10 @@ from typing import Any
 
 from s2s_core.checkpoint import load_checkpoint, weights_digest
 from s2s_core.recipe import DataConfig, new_run
-from s2s_core.train import TrainConfig
+from s2s_core.train import fine_tune_config
 from worker.replay import Gate, compare, load_inputs, replay_model, write_report
 from worker.store import DialogueStore
-from worker.store.export import ExportFilter, export_pairs
+from worker.store.export import HELD_OUT_SHARE, ExportFilter, export_pairs
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,18 @@ class RetrainPlan:
 def retrain(store: DialogueStore, plan: RetrainPlan, progress: bool = False) -> dict[str, Any]:
     run_dir = plan.out_root / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir.mkdir(parents=True, exist_ok=False)
-    pairs_file = run_dir / "pairs.jsonl"
+    pairs_file = run_dir / "pairs.jsonl"  # what the candidate learns from
     with open(pairs_file, "w", encoding="utf-8") as f:
-        counts = export_pairs(store, f, ExportFilter(), progress=progress)
+        counts = export_pairs(store, f, ExportFilter(part="fine-tune"), progress=progress)
+    with open(run_dir / "held_out.jsonl", "w", encoding="utf-8") as f:  # what it is judged on
+        held_out = export_pairs(store, f, ExportFilter(part="held-out"))
+    split = {
+        "rule": "export.in_part: a fixed hash of the conversation id",
+        "held_out_share": HELD_OUT_SHARE,
+        "fine_tune_pairs": counts["human"] + counts["liked"],
+        "held_out_pairs": held_out["human"] + held_out["liked"],
+    }
+    (run_dir / "split.json").write_text(json.dumps(split, indent=2))
     exported = counts["human"] + counts["liked"]
     if exported < plan.min_pairs:
         needed = plan.min_pairs - exported
@@ -52,6 +63,7 @@ def retrain(store: DialogueStore, plan: RetrainPlan, progress: bool = False) -> 
         return {
             "run": str(run_dir),
             "exported": dict(counts),
+            "split": split,
             "registered": None,
             "promoted": False,
             "pairs_needed": needed,
@@ -74,7 +86,7 @@ def retrain(store: DialogueStore, plan: RetrainPlan, progress: bool = False) -> 
         candidate_dir,
         data,
         {},
-        TrainConfig(epochs=plan.epochs, lr=3e-4, warmup_steps=50, patience=1),
+        fine_tune_config(epochs=plan.epochs),
         plan.device,
         init_from=plan.baseline,
         command=f"retrain from {plan.baseline} on {pairs_file} (mix {plan.mix} {plan.mix_with})",
@@ -82,7 +94,7 @@ def retrain(store: DialogueStore, plan: RetrainPlan, progress: bool = False) -> 
     trainer.show_progress = progress
     trainer.run()
 
-    inputs = load_inputs(store, plan.replay_limit)
+    inputs = load_inputs(store, plan.replay_limit, part="held-out")
     candidate = replay_model("candidate", candidate_dir, inputs)
     baseline = replay_model("baseline", plan.baseline, inputs)
     compare(candidate, baseline)
@@ -99,6 +111,7 @@ def retrain(store: DialogueStore, plan: RetrainPlan, progress: bool = False) -> 
     return {
         "run": str(run_dir),
         "exported": dict(counts),
+        "split": split,
         "registered": version,
         "promoted": verdict[0],
         "reasons": verdict[1],

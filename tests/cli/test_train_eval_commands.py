@@ -362,3 +362,18 @@ def test_retrain_runs_under_retrain_dir_and_says_how_many_pairs_are_missing(
     summary = json.loads(result.output[result.output.index("{") :])
     assert Path(summary["run"]).parent == tmp_path / "retrain"  # the shared volume in compose
     assert summary["pairs_needed"] == 5 and summary["registered"] is None
+
+
+def test_fine_tuning_takes_the_one_fine_tune_preset(trained: Path, tmp_path: Path) -> None:
+    """`s2s train --init-from` (the README's manual recipe) and `s2s retrain` share one
+    preset: a lower peak lr, warmup a tenth of the run, patience 1; options still win."""
+    from s2s_core.train import fine_tune_config
+
+    preset = fine_tune_config()
+    for extra, lr in (([], preset.lr), (["--lr", "0.001"], 0.001)):
+        out = tmp_path / f"ft{len(extra)}"
+        args = ["train", "--out", str(out), "--init-from", str(trained), *TINY[:4], *extra]
+        result = runner.invoke(app, [*args, "--max-steps", "3", "--no-progress"])
+        assert result.exit_code == 0, result.output
+        train = json.loads((out / "train_state" / "run.json").read_text())["train"]
+        assert (train["lr"], train["warmup_steps"], train["patience"]) == (lr, None, 1)

@@ -16,7 +16,7 @@ from s2s_cli.main import app
 from tests.worker.test_store import exchange
 from worker.replay import load_inputs
 from worker.store import DialogueStore
-from worker.store.export import ExportFilter, export_pairs
+from worker.store.export import HELD_OUT_SHARE, ExportFilter, export_pairs, in_part
 from worker.store.migrate import upgrade
 from worker.store.models import Chat, Conversation, Turn, User, utcnow
 from worker.store.records import rating
@@ -143,6 +143,7 @@ def test_export_command_writes_jsonl_and_counts(tmp_path: Path) -> None:
         (["--since", "yesterday"], "--since must be an ISO date"),
         (["--since", "2026-02-01", "--until", "2026-01-01"], "since must be before until"),
         (["--context-turns", "0"], "context_turns"),
+        (["--part", "test"], "part must be one of"),
     ],
 )
 def test_export_command_refuses_bad_arguments(
@@ -171,7 +172,17 @@ def test_one_definition_of_a_liked_reply(
 def test_replay_and_export_agree_on_what_was_liked(store: DialogueStore) -> None:
     seed(store)
     exported, _ = pairs(store, targets="liked")
-    inputs = load_inputs(store, limit=100)
+    inputs = load_inputs(store, limit=100, part="all")
     assert [e.response for e in inputs.liked] == [p["response"] for p in exported]
     assert [e.response for e in inputs.disliked] == ["see you", "fine thanks"]
     assert len(inputs.logged) == 7  # every bot reply of users not forgotten
+
+
+def test_the_split_is_fixed_whole_conversations_and_about_a_fifth_held_out() -> None:
+    ids = range(1, 10_001)
+    held_out = {i for i in ids if in_part(i, "held-out")}
+    fine_tune = {i for i in ids if in_part(i, "fine-tune")}
+    assert held_out.isdisjoint(fine_tune) and held_out | fine_tune == set(ids)
+    assert abs(len(held_out) / len(ids) - HELD_OUT_SHARE) < 0.01
+    assert in_part("7", "held-out") == in_part(7, "held-out")  # ids from records are strings
+    assert all(in_part(i, "all") for i in (1, 2, 3))

@@ -13,10 +13,13 @@ from typer.testing import CliRunner
 
 from s2s_cli.main import app
 from s2s_contract.tasks import RetrainRequest
+from s2s_core.recipe import DataConfig, new_run
+from s2s_core.train import FINE_TUNE_LR, TrainConfig
 from tests.worker.test_store import exchange
-from worker.replay import METRIC_NAMES, Gate, ModelReplay
+from worker.replay import METRIC_NAMES, Gate, ModelReplay, load_inputs, replay_model
 from worker.retrain import RetrainPlan, retrain
 from worker.store import DialogueStore
+from worker.store.export import ExportFilter, export_pairs, in_part
 from worker.store.migrate import upgrade
 
 WORDS = ["hello there", "how are you", "fine thanks", "what is up", "nothing much"]
@@ -47,21 +50,31 @@ def test_retrain_fine_tunes_replays_registers_and_promotes(
     tmp_path: Path, checkpoint_dir: Path
 ) -> None:
     store, _ = seeded_store(tmp_path)
-    result = retrain(store, plan(tmp_path, checkpoint_dir, Gate(100.0, 0.0)))
-    assert result["exported"]["human"] >= 10 and result["promoted"] is True
+    result = retrain(store, plan(tmp_path, checkpoint_dir, Gate(100.0, 0.0, 1.0)))
+    assert result["split"]["fine_tune_pairs"] >= 10 and result["promoted"] is True
     run = Path(result["run"])
     before, after = (
         load_file(str(d / "model.safetensors")) for d in (checkpoint_dir, run / "candidate")
     )
-    assert any(not before[k].equal(after[k]) for k in before), "fine-tuning changed nothing"
+    moved = sum(float((after[k] - before[k]).abs().sum()) for k in before)
+    size = sum(before[k].numel() for k in before)
+    assert moved / size > FINE_TUNE_LR / 10, "fine-tuning barely moved the weights"
+    split = json.loads((run / "split.json").read_text())
+    held_out = [json.loads(line) for line in (run / "held_out.jsonl").read_text().splitlines()]
+    assert split["held_out_pairs"] == len(held_out) > 0
     trained_on = json.loads((run / "candidate" / "metrics.json").read_text())["data"]
     assert trained_on["task"] == "jsonl" and trained_on["mix"] == 0.5
     pairs = [json.loads(line) for line in (run / "pairs.jsonl").read_text().splitlines()]
     assert {p["meta"]["target"] for p in pairs} == {"human", "liked"}
+    conversations = {p["conversation_id"] for p in pairs}
+    assert conversations.isdisjoint(p["conversation_id"] for p in held_out)
+    assert all(in_part(c, "fine-tune") for c in conversations)
     active = store.registry.active_model()
     assert active is not None and active[0] == result["registered"]
 
     report = json.loads((run / "replay" / "report.json").read_text())
+    assert report["inputs"]["part"] == "held-out"  # judged on what it never trained on
+    assert report["inputs"]["logged_turns"] == 4 * sum(in_part(c, "held-out") for c in range(1, 11))
     assert report["baseline"]["path"] == str(checkpoint_dir)
     assert report["candidate"]["path"] == str(run / "candidate")
     for key in METRIC_NAMES:
@@ -91,6 +104,47 @@ def test_too_little_logged_data_does_nothing(tmp_path: Path, checkpoint_dir: Pat
     result = retrain(store, plan(tmp_path, checkpoint_dir, Gate()))
     assert result["registered"] is None and store.registry.list_models() == []
     assert result["pairs_needed"] == 10  # min_pairs 10, nothing logged: says how many more
+    store.engine.dispose()
+
+
+def overfit_store(tmp_path: Path) -> DialogueStore:
+    """Conversations whose people answer the bot one way in the fine-tune part and another
+    way in the held-out part: a candidate that memorises its pairs learns the wrong one."""
+    url = f"sqlite:///{tmp_path / 'overfit.sqlite3'}"
+    upgrade(url)
+    store = DialogueStore(url)
+    for chat in range(1, 11):  # conversation ids follow chat ids here
+        answer = "nothing much" if in_part(chat, "held-out") else "what is up"
+        for k, text in enumerate([f"hello there {chat}", answer, answer, answer]):
+            store.store_exchange(exchange(chat, chat, k + 1, text, f"fine thanks {k}"))
+    return store
+
+
+@pytest.mark.slow
+def test_a_candidate_overfit_to_its_pairs_fails_the_held_out_gate(
+    tmp_path: Path, checkpoint_dir: Path
+) -> None:
+    store = overfit_store(tmp_path)
+    pairs = tmp_path / "pairs.jsonl"
+    with open(pairs, "w", encoding="utf-8") as f:
+        assert export_pairs(store, f, ExportFilter(part="fine-tune"))["human"] >= 5
+    data = DataConfig(task="jsonl", path=str(pairs), max_src_len=32)
+    memorise = TrainConfig(epochs=150, lr=1e-2, warmup_steps=0, patience=150)
+    new_run(tmp_path / "overfit", data, {}, memorise, "cpu", init_from=checkpoint_dir).run()
+    candidate_dir = tmp_path / "overfit"
+
+    def verdict(part: str) -> tuple[bool, list[str]]:
+        inputs = load_inputs(store, 100, part=part)
+        candidate = replay_model("candidate", candidate_dir, inputs)
+        baseline = replay_model("baseline", checkpoint_dir, inputs)
+        return Gate(max_rate_increase=1.0).verdict(candidate, baseline)
+
+    promoted, reasons = verdict("held-out")  # what the gate reads
+    assert not promoted and reasons[0].startswith("human-pair perplexity") and ">" in reasons[0]
+    # On the pairs it memorised the same candidate looks better than the baseline: a gate
+    # that measured there (as this one did before) would have promoted it.
+    own = verdict("fine-tune")[1][0]
+    assert own.startswith("human-pair perplexity") and "≤" in own
     store.engine.dispose()
 
 

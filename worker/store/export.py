@@ -29,6 +29,10 @@ from worker.store.records import LoggedConversation, LoggedTurn
 from worker.store.store import DialogueStore
 
 TARGETS = ("human", "liked", "both")
+# Fine-tuning learns from one part of the logged conversations; replay and the promotion gate
+# measure on the other, so a candidate that memorised its pairs cannot pass on them.
+PARTS = ("all", "fine-tune", "held-out")
+HELD_OUT_SHARE = 0.2
 PAGE = 200  # conversations per query
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
@@ -41,14 +45,28 @@ class ExportFilter:
     targets: str = "both"  # human | liked | both
     context_turns: int = 3
     max_chars: int = 500  # longer targets or context turns are dropped, not cut
+    part: str = "all"  # all | fine-tune | held-out (see in_part)
 
     def __post_init__(self) -> None:
         if self.targets not in TARGETS:
             raise ValueError(f"targets must be one of {', '.join(TARGETS)}, got {self.targets!r}")
+        if self.part not in PARTS:
+            raise ValueError(f"part must be one of {', '.join(PARTS)}, got {self.part!r}")
         if self.since >= self.until:
             raise ValueError("since must be before until")
         if self.context_turns < 1:
             raise ValueError("context_turns must be >= 1")
+
+
+def in_part(conversation_id: int | str, part: str) -> bool:
+    """Whether a conversation belongs to ``part``: a fixed hash of its id puts
+    ``HELD_OUT_SHARE`` of all conversations in the held-out part, the same ones in every run
+    and on every machine, and a whole conversation always on one side."""
+    if part == "all":
+        return True
+    digest = hashlib.blake2b(f"s2s-split:{conversation_id}".encode(), digest_size=8).digest()
+    held_out = int.from_bytes(digest, "big") / 2**64 < HELD_OUT_SHARE
+    return held_out if part == "held-out" else not held_out
 
 
 def export_pairs(
@@ -75,6 +93,8 @@ def training_pairs(
     seen: set[bytes] = set()
     for page in store.conversation_pages(flt.since, flt.until, PAGE):
         for conversation in page:
+            if not in_part(conversation.id, flt.part):
+                continue
             for category, record in _conversation_pairs(conversation, flt):
                 if record is not None:
                     key = hashlib.blake2b(
@@ -88,13 +108,19 @@ def training_pairs(
 
 
 def logged_exchanges(
-    store: DialogueStore, since: datetime, until: datetime, context_turns: int = 3
+    store: DialogueStore,
+    since: datetime,
+    until: datetime,
+    context_turns: int = 3,
+    part: str = "all",
 ) -> Iterator[dict[str, Any]]:
     """The bot's replies made in [since, until) as records (the corpora JSONL schema, speakers
     as they were), with the model that wrote each and its rating (+1 liked, -1 disliked, 0)
     in ``meta``: what replay decodes again."""
     for page in store.conversation_pages(since, until, PAGE):
         for conversation in page:
+            if not in_part(conversation.id, part):
+                continue
             turns = conversation.turns
             for i, turn in enumerate(turns):
                 if turn.speaker != "bot" or turn.reply_to_id is None:
