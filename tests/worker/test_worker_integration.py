@@ -277,9 +277,11 @@ def test_hot_reload_switches_versions_without_dropping(
 
 @pytest.mark.slow
 def test_retrain_task_registers_a_candidate(tmp_path: Path, checkpoint_dir: Path) -> None:
-    """The maintenance queue's retrain task runs the whole cycle on the worker; a second
-    request while it runs is turned away by the lock, not run twice."""
-    from s2s_contract.tasks import RETRAIN_TASK, TASK_QUEUES
+    """The retrain task runs the whole cycle on a trainer (a worker on the training queue,
+    as compose's trainer service); a second request while it runs is turned away by the
+    lock, not run twice."""
+    from s2s_contract.tasks import RETRAIN_TASK, TASK_QUEUES, TRAINING_QUEUE
+    from tests.utils.services import s2s_process
     from tests.worker.test_retrain import seeded_store
 
     store, db_url = seeded_store(tmp_path)
@@ -293,7 +295,8 @@ def test_retrain_task_registers_a_candidate(tmp_path: Path, checkpoint_dir: Path
     }
     producer = create_app(Settings(redis_url=env["REDIS_URL"]))
     request = {"mix": 0.0, "min_pairs": 5, "replay_limit": 10}
-    with worker_process(env, tmp_path / "worker.log", concurrency=4):
+    trainer = ["worker", "--queues", TRAINING_QUEUE, "--concurrency", "2"]
+    with s2s_process(trainer, env, tmp_path / "worker.log"):
         for _ in range(2):
             producer.send_task(RETRAIN_TASK, args=[request], queue=TASK_QUEUES[RETRAIN_TASK])
         wait_for(lambda: store.registry.list_models(), 120, "a registered candidate")
