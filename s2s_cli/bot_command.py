@@ -32,7 +32,8 @@ def bot(
     from pydantic import ValidationError
 
     from bot.app import ALLOWED_UPDATES, build_application, hide_token
-    from bot.handlers import BotConfig, ChatBot
+    from bot.config import BotConfig
+    from bot.handlers import ChatBot
     from bot.votes import VoteSigner
     from s2s_contract.settings import Settings
 

@@ -13,7 +13,7 @@ import pytest
 import redis
 from sqlalchemy import text
 
-from bot.handlers import FORGET_ASK, FORGET_DONE, RATE_LIMITED, RESET_DONE, TEXT_ONLY, printable
+from bot.texts import FORGET_ASK, FORGET_DONE, RATE_LIMITED, RESET_DONE, TEXT_ONLY, printable
 from bot.votes import NOT_YOURS
 from s2s_contract.tasks import REPLIES_STREAM, ReplyEvent
 from tests.utils.fake_telegram import BOT_USERNAME, FakeTelegram, Sent

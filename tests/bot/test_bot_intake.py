@@ -7,7 +7,9 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from bot.handlers import DOWN, FORGET_DONE, BotConfig, ChatBot
+from bot.config import BotConfig
+from bot.handlers import ChatBot
+from bot.texts import DOWN, FORGET_DONE
 from bot.transport import MemoryState, TransportDown
 from s2s_contract.tasks import ReplyRequest
 
@@ -114,7 +116,7 @@ class RecordingTransport(FlakyTransport):
 
 def press(transport: RecordingTransport, query: Query) -> None:
     chatbot = ChatBot(BotConfig(), transport, MemoryState())  # type: ignore[arg-type]
-    asyncio.run(chatbot.button(SimpleNamespace(callback_query=query), None))  # type: ignore[arg-type]
+    asyncio.run(chatbot.buttons.press(SimpleNamespace(callback_query=query), None))  # type: ignore[arg-type]
 
 
 def test_forget_works_on_a_question_that_can_no_longer_be_edited() -> None:
@@ -149,5 +151,5 @@ def test_about_says_how_the_model_was_trained_in_good_english() -> None:
     info = model_summary("f" * 64, {"training": {"steps": 1}, "command": "s2s train --init-from x"})
     bot = FakeBot()
     chatbot = ChatBot(BotConfig(), AboutTransport(info), MemoryState())  # type: ignore[arg-type]
-    asyncio.run(chatbot.about(update(9, "/about"), SimpleNamespace(bot=bot)))  # type: ignore[arg-type]
+    asyncio.run(chatbot.commands.about(update(9, "/about"), SimpleNamespace(bot=bot)))  # type: ignore[arg-type]
     assert "fine-tuned for 1 step" in bot.said[0] and "steps" not in bot.said[0]

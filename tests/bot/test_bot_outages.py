@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.handlers import BUSY, DOWN
+from bot.texts import BUSY, DOWN
 from tests.utils.fake_telegram import FakeTelegram
 from tests.utils.services import PrivateRedis, bot_env, bot_process, worker_process
 from worker.store.migrate import upgrade

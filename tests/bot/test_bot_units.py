@@ -9,7 +9,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from bot.handlers import clean_text, split_message
+from bot.texts import clean_text, split_message
 from bot.transport import MemoryState, RateLimiter
 from bot.votes import EXPIRED, NOT_YOURS, Vote, VoteSigner
 from s2s_cli.main import app

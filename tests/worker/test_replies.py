@@ -21,14 +21,14 @@ def test_styles(style: str) -> None:
 def test_one_style_list_serves_every_part() -> None:
     """The bot's buttons, the payload schema, the CLI and the worker's presets all read
     s2s_contract.styles."""
-    from bot.handlers import _style_buttons
+    from bot.buttons import style_buttons
     from s2s_cli.options import STYLES as CLI_STYLES
     from s2s_contract.styles import DESCRIPTIONS, Style
     from s2s_contract.tasks import ReplyRequest
     from worker.replies import STYLES
 
     assert set(STYLES) == set(DESCRIPTIONS) == set(CLI_STYLES) == set(Style)
-    buttons = [b.callback_data for b in _style_buttons("varied").inline_keyboard[0]]
+    buttons = [b.callback_data for b in style_buttons("varied").inline_keyboard[0]]
     assert buttons == [f"style:{s.value}" for s in Style]
     with pytest.raises(ValueError, match="focused, varied, playful"):
         decode_config("bogus")
