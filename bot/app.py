@@ -86,7 +86,7 @@ def build_application(
         ApplicationBuilder()
         .token(token)
         .base_url(api_url)
-        .rate_limiter(MessageRateLimiter(max_retries=3))
+        .rate_limiter(MessageRateLimiter(max_retries=5))  # the one owner of 429 retries
         .concurrent_updates(64)
         .connection_pool_size(64)
         .get_updates_connection_pool_size(2)

@@ -13,6 +13,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Reject
 from celery.signals import worker_ready
+from celery.utils.time import get_exponential_backoff_interval
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
@@ -67,7 +68,10 @@ def _run(task: Task, action: Callable[[], Any]) -> Any:
     try:
         return action()
     except TRANSIENT as exc:
-        countdown = min(2**task.request.retries, 30)
+        # Celery's own backoff with full jitter (a burst of retries after an outage spreads
+        # out instead of arriving together). Not autoretry_for: a retry the broker cannot
+        # take must be requeued below, which autoretry would drop.
+        countdown = get_exponential_backoff_interval(1, task.request.retries, 30, True)
         log.warning("%s: transient %s, retry in %ss", task.name, type(exc).__name__, countdown)
         try:
             retry = task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES, throw=False)

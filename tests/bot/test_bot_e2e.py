@@ -158,6 +158,7 @@ def test_users_chat_rate_and_leave(deployment: dict[str, Any]) -> None:
     fake.limit_next = 1
     limited = fake.user_message(104, 104, "fine thanks")
     _one_reply(fake, limited)
+    assert fake.limit_next == 0  # the 429 was met (and waited out by the rate limiter)
 
     # /reset starts a new conversation.
     reset = fake.user_message(101, 101, "/reset")

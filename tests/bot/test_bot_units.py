@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import warnings
+from datetime import timedelta
 
 import pytest
+from telegram.error import Forbidden, NetworkError, RetryAfter
 from typer.testing import CliRunner
 
+from bot.sender import send
 from bot.texts import clean_text, split_message
 from bot.transport import MemoryState, RateLimiter
 from bot.votes import EXPIRED, NOT_YOURS, Vote, VoteSigner
@@ -136,3 +140,47 @@ def test_bot_refuses_bad_configuration_clearly(
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert "1:x" not in result.output
+
+
+class _FlakyBot:
+    """send_message raises the given errors in turn, then succeeds."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors, self.calls = list(errors), 0
+
+    async def send_message(self, *args: object, **kwargs: object) -> None:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+
+
+def _telegram_error(kind: str) -> Exception:
+    if kind == "flood":
+        with warnings.catch_warnings():  # PTB warns that retry_after will become a timedelta
+            warnings.simplefilter("ignore")
+            return RetryAfter(timedelta(seconds=3))
+    return NetworkError("reset by peer") if kind == "network" else Forbidden("bot was blocked")
+
+
+@pytest.mark.parametrize(
+    ("kind", "raised", "calls"),
+    [
+        ("network", None, 2),  # ours to retry: PTB does not
+        ("flood", RetryAfter, 1),  # the rate limiter (bot/app.py) already retried it
+        ("blocked", Forbidden, 1),  # permanent
+    ],
+)
+def test_each_error_has_one_owner_of_its_retries(
+    monkeypatch: pytest.MonkeyPatch, kind: str, raised: type | None, calls: int
+) -> None:
+    async def no_wait(_: float) -> None:
+        return None
+
+    monkeypatch.setattr("bot.sender.asyncio.sleep", no_wait)
+    bot = _FlakyBot(_telegram_error(kind))
+    if raised is None:
+        asyncio.run(send(bot, 1, "hi"))  # type: ignore[arg-type]
+    else:
+        with pytest.raises(raised):
+            asyncio.run(send(bot, 1, "hi"))  # type: ignore[arg-type]
+    assert bot.calls == calls
