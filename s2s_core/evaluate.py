@@ -50,7 +50,10 @@ def reply_texts(
     """The reply the product would send for each example's context: the n-best of ``cfg``,
     reranked by MMI when ``backward`` is given and there is more than one candidate, then
     the worker's own choice (``s2s_core.choice``)."""
-    sources = [encode_context(tokenizer, ex.context, data.max_src_len) for ex in examples]
+    # The last context_turns turns, as the worker reads them (a longer logged context would
+    # give the model another source than the one it answered live).
+    window = data.context_turns
+    sources = [encode_context(tokenizer, ex.context[-window:], data.max_src_len) for ex in examples]
     messages = [tokenizer.encode(ex.context[-1].text) for ex in examples]
     texts: list[str] = []
     for start in tqdm(range(0, len(sources), batch_size), disable=not progress, desc=cfg.strategy):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from s2s_contract.styles import DEFAULT_STYLE
 from s2s_core import load_checkpoint
 from s2s_core.checkpoint import weights_digest
 from s2s_core.corpora import Example, parse_jsonl_record
@@ -37,7 +38,7 @@ from worker.store.export import (
     training_pairs,
 )
 
-STYLE = "varied"  # the product's default reply style
+STYLE = DEFAULT_STYLE  # the product's default reply style
 # Shares the gate holds a candidate to (s2s_core.quality: the same detectors as s2s eval).
 GATED_RATES = ("sign_off_rate", "greeting_to_non_greeting_rate", "repetition_rate")
 SAMPLES = 20
@@ -50,6 +51,8 @@ class ReplayInputs:
     liked: list[Example]  # stored replies rated 👍
     disliked: list[Example]  # stored replies rated 👎
     part: str = "all"  # which conversations: all | held-out | fine-tune (export.in_part)
+    # How each logged reply was made: (model version, decoding settings), None where unknown.
+    logged_by: list[tuple[str | None, dict[str, Any] | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -67,10 +70,12 @@ def load_inputs(
     """The last ``limit`` logged exchanges, up to ``human_limit`` human pairs, rated replies,
     of the conversations in ``part`` (held-out by default: what fine-tuning never saw)."""
     logged: deque[Example] = deque(maxlen=limit)
+    made_by: deque[tuple[str | None, dict[str, Any] | None]] = deque(maxlen=limit)
     liked, disliked = [], []
     for record in logged_exchanges(store, EARLIEST, LATEST, context_turns=6, part=part):
         example = parse_jsonl_record(record, "store")
         logged.append(example)
+        made_by.append((record["meta"]["model_version"], record["meta"]["decoding"]))
         vote = record["meta"]["feedback"]
         if vote > 0:
             liked.append(example)
@@ -81,7 +86,7 @@ def load_inputs(
         (parse_jsonl_record(record, "export") for _, record in pairs if record is not None),
         maxlen=human_limit,
     )
-    return ReplayInputs(list(logged), list(human), liked, disliked, part)
+    return ReplayInputs(list(logged), list(human), liked, disliked, part, list(made_by))
 
 
 def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:
@@ -89,8 +94,11 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:
     data = DataConfig(**meta.get("data", {}))
     cfg = decode_config(STYLE, meta.get("decode"))
     backward = load_backward(path, tokenizer, meta)
+    # As the worker read each turn: the context_turns turns before the message (the n-best
+    # choice looks at those), the message last (the source is the last context_turns).
+    logged = [Example(ex.context[-(data.context_turns + 1) :], ex.response) for ex in inputs.logged]
     start = time.perf_counter()
-    replies = reply_texts(model, tokenizer, inputs.logged, data, cfg, backward, progress=True)
+    replies = reply_texts(model, tokenizer, logged, data, cfg, backward, progress=True)
     seconds = time.perf_counter() - start
     words = [r.split() for r in replies]
     result = ModelReplay(name, str(path), weights_digest(path), replies)
@@ -103,6 +111,19 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:
         **{key: rates[key] for key in GATED_RATES},
         "decode_ms_per_reply": 1000 * seconds / max(len(replies), 1),
     }
+    settings = cfg.to_dict()
+    own = [
+        reply == ex.response
+        for reply, ex, (version, decoding) in zip(
+            replies, inputs.logged, inputs.logged_by, strict=True
+        )
+        if version == result.version
+        and decoding is not None
+        and {key: decoding.get(key) for key in settings} == settings
+    ]
+    if own:  # its own live replies (same weights, same settings): replay must match them
+        result.metrics["reproduces_live"] = sum(own) / len(own)
+        result.metrics["own_live_replies"] = len(own)
     for key, examples in (
         ("human", inputs.human),
         ("liked", inputs.liked),
@@ -171,6 +192,8 @@ METRIC_NAMES = {
     "liked_loglik_per_token": "log-likelihood / token of liked (👍) replies",
     "disliked_loglik_per_token": "log-likelihood / token of disliked (👎) replies",
     "decode_ms_per_reply": "decode time per reply (ms, batched)",
+    "reproduces_live": "its own live replies (same weights) reproduced exactly",
+    "own_live_replies": "live replies it made, among those replayed",
 }
 
 

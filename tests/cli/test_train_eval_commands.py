@@ -377,3 +377,29 @@ def test_fine_tuning_takes_the_one_fine_tune_preset(trained: Path, tmp_path: Pat
         assert result.exit_code == 0, result.output
         train = json.loads((out / "train_state" / "run.json").read_text())["train"]
         assert (train["lr"], train["warmup_steps"], train["patience"]) == (lr, None, 1)
+
+
+@pytest.mark.slow
+def test_replay_reproduces_the_live_replies_of_the_serving_model(tmp_path: Path) -> None:
+    """What the bot said live (here through `s2s chat`, the worker's reply service
+    in-process) is what replay decodes for the same model: same context window (a longer
+    logged context gave the shipped model other replies), same settings, same n-best choice."""
+    shipped = Path(__file__).resolve().parents[2] / "models" / "default"
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'live.sqlite3'}"}
+    lines = [
+        "hi! how are you?",
+        "I just got back from a long hike in the mountains.",
+        "Do you like cooking? I made lasagna yesterday.",
+        "What kind of music do you listen to?",
+        "I started running every morning this week.",
+        "Have you ever been to Europe?",
+    ]
+    chat = runner.invoke(app, ["chat", "--model", str(shipped)], env=env, input="\n".join(lines))
+    assert chat.exit_code == 0, chat.output
+    out = tmp_path / "replay"
+    args = ["replay", "--candidate", str(shipped), "--baseline", str(shipped), "--part", "all"]
+    result = runner.invoke(app, [*args, "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    baseline = json.loads((out / "report.json").read_text())["baseline"]
+    assert baseline["own_live_replies"] == len(lines)
+    assert baseline["reproduces_live"] == 1.0

@@ -134,6 +134,7 @@ def logged_exchanges(
                     "response": turn.text,
                     "meta": {
                         "model_version": turn.model_version,
+                        "decoding": turn.decoding,
                         "feedback": turn.rating,
                         "created_at": turn.created_at.isoformat(),
                     },

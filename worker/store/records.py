@@ -71,6 +71,7 @@ class LoggedTurn:
     user_forgotten: bool  # its user asked to be forgotten: never exported
     reply_to_id: int | None = None
     model_version: str | None = None  # bot turns: the model that wrote it
+    decoding: dict[str, Any] | None = None  # bot turns: the settings it was decoded with
     rating: int = 0  # see ``rating``
 
 

@@ -461,6 +461,7 @@ def _logged_conversations(s: Session, ids: list[int]) -> list[LoggedConversation
             Turn.reply_to_id,
             Turn.created_at,
             Generation.model_version,
+            Generation.decoding,
             User.forgotten_at,
         )
         .outerjoin(Generation, Generation.turn_id == Turn.id)
@@ -488,6 +489,7 @@ def _logged_conversations(s: Session, ids: list[int]) -> list[LoggedConversation
                 user_forgotten=row.forgotten_at is not None,
                 reply_to_id=row.reply_to_id,
                 model_version=row.model_version,
+                decoding=row.decoding,
                 rating=votes.get(row.id, 0),
             )
         )
