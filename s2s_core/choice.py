@@ -4,9 +4,13 @@ a backward model reranked it), that a person would accept.
 Rules, in order: a candidate must say something, must not be mostly ``<unk>`` and must not
 repeat one of the bot's recent replies in this conversation; among those, the first without
 a defect (``quality.defects``: a goodbye to a message that said none, a greeting to a
-message that was none, a repeated word; cut at ``max_len`` mid-sentence; the bot's
-self-description when nobody asked) wins, else the first acceptable one, else a fallback.
-A known question about the bot (``s2s_core.persona``) gets its one true answer instead.
+message that was none, cheering at bad news, a repeated word; cut at ``max_len``
+mid-sentence; the bot's self-description when nobody asked) wins, else the first acceptable
+one, else a fallback. A known question about the bot (``s2s_core.persona``) gets its one
+true answer instead. When every candidate cheers at bad news (the corpus holds little
+sympathy: "My grandmother passed away" got "That's so cool! I love it"), the chosen one
+loses its cheering sentences and opens with ``SORRY``: a rule of the product, like the
+persona answers, not the model's words.
 The worker, ``s2s eval`` and replay all choose through this one function.
 """
 
@@ -16,15 +20,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from s2s_core.cleaning import sentences
 from s2s_core.decoding import Hypothesis
 from s2s_core.mmi import Reranked
 from s2s_core.persona import describes_the_bot, persona_answer
-from s2s_core.quality import defects
+from s2s_core.quality import defects, is_bad_news, is_cheerful
 from s2s_core.special import EOS_ID, UNK_ID
 from s2s_core.tokenizer import Tokenizer
 
 MAX_UNK_SHARE = 0.2
 FALLBACK = "…"
+SORRY = "I'm sorry to hear that."
 PERSONA = -2  # Choice.index when the persona rule answered a question about the bot
 
 
@@ -67,7 +73,16 @@ def choose(
     if answer is not None:
         return Choice(answer, PERSONA, candidates)
     pick = clean if clean >= 0 and avoid_defects else acceptable
-    return Choice(texts[pick] if pick >= 0 else FALLBACK, pick, candidates)
+    text = texts[pick] if pick >= 0 else FALLBACK
+    if avoid_defects and is_bad_news(message) and is_cheerful(text):
+        text = _sympathise(text)
+    return Choice(text, pick, candidates)
+
+
+def _sympathise(text: str) -> str:
+    """``text`` without its cheering sentences, opening with ``SORRY``."""
+    kept = [s[:1].upper() + s[1:] for s in sentences(text) if not is_cheerful(s)]
+    return " ".join([SORRY, *kept])
 
 
 def _candidate(item: Hypothesis | Reranked, text: str, found: list[str]) -> dict[str, Any]:

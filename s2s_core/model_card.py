@@ -116,9 +116,9 @@ def _evaluation(result: dict[str, Any], level: str) -> list[str]:
 def _decoding_table(decodings: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         "| decoding | BLEU | distinct-1 | distinct-2 | distinct replies | mean words "
-        "| sign-off | greeting to non-greeting | repetition | content word repeated "
-        "| copy rate | relevance hits@1/10 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| sign-off | greeting to non-greeting | cheer at bad news | repetition "
+        "| content word repeated | copy rate | relevance hits@1/10 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in decodings.items():
         bleu = f"{r['bleu']:.2f}" if "bleu" in r else "–"
@@ -128,10 +128,11 @@ def _decoding_table(decodings: dict[str, dict[str, Any]]) -> list[str]:
             f"| {r['distinct_replies']:.1%} | {r['mean_len_words']:.1f} "
             + (
                 f"| {r['sign_off_rate']:.1%} | {r['greeting_to_non_greeting_rate']:.1%} "
+                f"| {_share(r.get('cheer_to_bad_news_rate'))} "
                 f"| {r['repetition_rate']:.1%} | {r['content_word_repeat_rate']:.1%} "
                 f"| {r['copy_rate']:.1%} "
                 if "sign_off_rate" in r
-                else "| – | – | – | – | – "
+                else "| – | – | – | – | – | – "
             )
             + (f"| {hits:.1%} |" if hits is not None else "| – |")
         )
@@ -142,7 +143,9 @@ def _decoding_table(decodings: dict[str, dict[str, Any]]) -> list[str]:
         "all n-grams of all replies (whitespace words), corpus level. Distinct replies: "
         "distinct reply strings ÷ replies. Sign-off: replies that say goodbye to a message "
         "that did not; greeting to non-greeting: replies that greet a message that was no "
-        "greeting; repetition: a word twice in a row or a non-function word three times; "
+        'greeting; cheer at bad news: a cheering reply ("that\'s so cool", "awesome") to '
+        'bad news ("passed away", "lost my job", "lonely"); '
+        "repetition: a word twice in a row or a non-function word three times; "
         "content word repeated: a non-function word twice; copy rate: mean share of the "
         "reply's words found in the message (s2s_core/quality.py). Relevance: response "
         "selection, the reply ranked against the replies to 9 other contexts by "
@@ -170,3 +173,7 @@ def _samples(decodings: dict[str, dict[str, Any]]) -> list[str]:
                 lines.append(f"- {name}: {_cell(replies[i]['reply'])}")
         lines.append("")
     return lines
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"

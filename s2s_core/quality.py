@@ -1,5 +1,5 @@
 """What a person notices in a reply, measured without the model: saying goodbye, greeting
-someone who did not greet, repeating a word, echoing the message.
+someone who did not greet, cheering at bad news, repeating a word, echoing the message.
 
 distinct-n and BLEU stayed healthy while a quarter of the replies said goodbye; these rates
 say what a reader sees. Words are lower-cased runs of letters, digits and apostrophes.
@@ -24,6 +24,31 @@ what when where which who why how can could would should will shall may might mu
 doesn't can't won't isn't aren't wasn't all any some more most much many one up out get got go
 going oh well yeah haha lol ok okay s t"""
 FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())
+
+
+# Bad news a person tells ("my grandmother passed away", "I lost my job", "I feel lonely"),
+# and the cheering a chit-chat model answers everything with ("That's so cool! I love it").
+BAD_NEWS = re.compile(
+    r"\b(passed away|died|dead|death|funeral|cancer|hospital|sick|ill|hurt|injur\w*|accident"
+    r"|lost my|laid off|fired|broke up|dumped|divorc\w*|failed|fail|lonely|depress\w*|sad"
+    r"|stress\w*|anxious|anxiety|worried|worry|nervous|scared|afraid|grie\w+|miss (him|her))\b",
+    re.IGNORECASE,
+)
+CHEER = re.compile(
+    r"\b(that'?s|thats|that is|how|so|sounds) (a |so |really |very |pretty )?"
+    r"(cool|awesome|great|nice|amazing|fun|exciting|good|fantastic|wonderful)\b"
+    r"|\b(awesome|congrat\w*|yay|woo+|wow|lucky)\b|\boh,? (nice|cool|good)\b"
+    r"|\bi love (it|that)\b|\bgood for you\b",
+    re.IGNORECASE,
+)
+
+
+def is_bad_news(text: str) -> bool:
+    return BAD_NEWS.search(text) is not None
+
+
+def is_cheerful(text: str) -> bool:
+    return CHEER.search(text) is not None
 
 
 def words(text: str) -> list[str]:
@@ -58,6 +83,8 @@ def defects(reply: str, message: str) -> list[str]:
         found.append("sign_off")
     if is_greeting(reply) and not is_greeting(message):
         found.append("greeting")
+    if is_cheerful(reply) and is_bad_news(message):
+        found.append("cheer_to_bad_news")
     if has_repetition(reply) or repeats_content_word(reply):
         found.append("repetition")
     return found
@@ -75,6 +102,7 @@ def quality_rates(replies: Sequence[str], messages: Sequence[str]) -> dict[str, 
             is_greeting(r) and not is_greeting(m) for r, m in pairs
         )
         / n,
+        "cheer_to_bad_news_rate": sum(is_cheerful(r) and is_bad_news(m) for r, m in pairs) / n,
         "repetition_rate": sum(has_repetition(r) for r in replies) / n,
         "content_word_repeat_rate": sum(repeats_content_word(r) for r in replies) / n,
         "copy_rate": sum(copy_rate(r, m) for r, m in pairs) / n,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from s2s_core import Hypothesis, Tokenizer
-from s2s_core.choice import FALLBACK, PERSONA, choose
+from s2s_core.choice import FALLBACK, PERSONA, SORRY, choose
 from s2s_core.mmi import Reranked
 from s2s_core.special import EOS_ID, UNK_ID
 
@@ -92,3 +92,22 @@ def test_without_the_rules_a_question_about_the_bot_is_decoded(
 ) -> None:
     hyps = [hyp(tiny_tokenizer, "fine thanks", -0.1)]
     assert choose(hyps, tiny_tokenizer, "Are you a robot?", avoid_defects=False).index == 0
+
+
+def test_bad_news_prefers_a_candidate_that_does_not_cheer(tiny_tokenizer: Tokenizer) -> None:
+    hyps = [hyp(tiny_tokenizer, "that's so cool", -0.1), hyp(tiny_tokenizer, "what happened", -0.5)]
+    choice = choose(hyps, tiny_tokenizer, "my dog is sick")
+    assert choice.text == "what happened" and choice.index == 1
+    assert choice.candidates[0]["defects"] == ["cheer_to_bad_news"]
+
+
+def test_when_every_candidate_cheers_at_bad_news_the_reply_sympathises(
+    tiny_tokenizer: Tokenizer,
+) -> None:
+    hyps = [hyp(tiny_tokenizer, "oh nice! what did you do", -0.1)]
+    choice = choose(hyps, tiny_tokenizer, "I lost my job today")
+    assert choice.text == f"{SORRY} What did you do" and choice.index == 0
+    assert choose(hyps, tiny_tokenizer, "I got a new job today").text == "oh nice! what did you do"
+    only_cheer = [hyp(tiny_tokenizer, "that's awesome!", -0.1)]
+    assert choose(only_cheer, tiny_tokenizer, "my grandmother passed away").text == SORRY
+    assert choose(only_cheer, tiny_tokenizer, "my dog died", avoid_defects=False).index == 0

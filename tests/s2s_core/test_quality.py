@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from s2s_core.quality import copy_rate, defects, has_repetition, quality_rates
+from s2s_core.quality import (
+    copy_rate,
+    defects,
+    has_repetition,
+    is_bad_news,
+    is_cheerful,
+    quality_rates,
+)
 
 
 @pytest.mark.parametrize(
@@ -43,3 +50,29 @@ def test_rates_are_shares_of_replies() -> None:
     assert rates["greeting_to_non_greeting_rate"] == 0.25
     assert rates["sign_off_rate"] == 0.25
     assert rates["repetition_rate"] == 0.25
+
+
+@pytest.mark.parametrize(
+    ("message", "bad"),
+    [
+        ("My grandmother passed away last week.", True),
+        ("I lost my job today.", True),
+        ("I feel kind of lonely lately.", True),
+        ("My dog is sick and I'm worried about him.", True),
+        ("I failed my driving test again.", True),
+        ("I got a promotion at work.", False),
+        ("I love watching old horror movies.", False),
+        ("Do you like cooking? I made lasagna yesterday.", False),
+    ],
+)
+def test_bad_news(message: str, bad: bool) -> None:
+    assert is_bad_news(message) is bad
+
+
+def test_cheering_at_bad_news_is_a_defect() -> None:
+    cheer = "That's so cool! I love it."
+    assert is_cheerful(cheer) and not is_cheerful("I'm sorry. What happened?")
+    assert defects(cheer, "My grandmother passed away") == ["cheer_to_bad_news"]
+    assert defects(cheer, "I got a promotion") == []
+    rates = quality_rates([cheer, cheer], ["My grandmother passed away", "I got a promotion"])
+    assert rates["cheer_to_bad_news_rate"] == 0.5
