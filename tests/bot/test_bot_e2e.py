@@ -21,7 +21,7 @@ from tests.utils.services import bot_env, bot_process, scratch_redis_url, worker
 from worker.store import DialogueStore
 from worker.store.migrate import upgrade
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # the celery case: Redis
 
 
 @pytest.fixture(params=["single-process", "celery"])

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import redis
 
 from bot.redis_transport import sender
 from s2s_contract.broker import Channel
 from s2s_contract.settings import Settings
+from tests.utils.services import scratch_redis_url
 from worker.celery_app import create_app
 
-REDIS_URL = os.environ.get("REDIS_URL", "")
-pytestmark = pytest.mark.skipif(not REDIS_URL, reason="REDIS_URL not set")
+pytestmark = pytest.mark.integration  # Redis at REDIS_URL: missing under CI fails the run
 
 
-def test_worker_and_bot_use_it_and_a_channel_keeps_one_client() -> None:
-    url = REDIS_URL.rsplit("/", 1)[0] + "/13"
+@pytest.fixture
+def url() -> str:
+    return scratch_redis_url()
+
+
+def test_worker_and_bot_use_it_and_a_channel_keeps_one_client(url: str) -> None:
     for app in (create_app(Settings(redis_url=url)), sender(url)):
         with app.connection_for_write() as connection:
             channel = connection.default_channel
@@ -32,11 +34,10 @@ def test_worker_and_bot_use_it_and_a_channel_keeps_one_client() -> None:
             assert channel._create_client(asynchronous=True) is not fresh  # the poller's own
 
 
-def test_a_closed_connection_is_a_connection_error_not_a_crash() -> None:
+def test_a_closed_connection_is_a_connection_error_not_a_crash(url: str) -> None:
     """kombu's Connection.collect() drops the transport's connection info before a channel
     it missed restores its unacknowledged messages; building a client then must raise what
     Celery's reconnect loop ignores, not AttributeError (kombu #582), which stops a worker."""
-    url = REDIS_URL.rsplit("/", 1)[0] + "/13"
     raw = redis.Redis.from_url(url)
     raw.flushdb()
     app = create_app(Settings(redis_url=url))
@@ -53,9 +54,8 @@ def test_a_closed_connection_is_a_connection_error_not_a_crash() -> None:
     raw.flushdb()
 
 
-def test_tasks_travel_through_it() -> None:
+def test_tasks_travel_through_it(url: str) -> None:
     """Published, received and acknowledged through the channel's shared client."""
-    url = REDIS_URL.rsplit("/", 1)[0] + "/13"
     raw = redis.Redis.from_url(url)
     raw.flushdb()
     app = create_app(Settings(redis_url=url))
@@ -75,10 +75,10 @@ def test_tasks_travel_through_it() -> None:
     raw.flushdb()
 
 
-def test_the_reply_threads_connections_are_open_before_the_first_burst() -> None:
+def test_the_reply_threads_connections_are_open_before_the_first_burst(url: str) -> None:
     from worker.runtime import open_redis_connections
 
-    client = redis.Redis.from_url(REDIS_URL.rsplit("/", 1)[0] + "/13")
+    client = redis.Redis.from_url(url)
     open_redis_connections(client, 8)
     idle = client.connection_pool._available_connections  # type: ignore[attr-defined]
     assert len(idle) == 8 and all(c._sock is not None for c in idle)
