@@ -7,14 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import func, select
 
-from s2s_contract.client import send_reply
-from s2s_contract.settings import Settings
-from s2s_contract.tasks import REPLIES_STREAM, ReplyEvent, ReplyRequest
 from tests.utils.services import PrivateRedis, wait_for, worker_process
-from worker.celery_app import create_app
+from tests.utils.traffic import published, send_messages
 from worker.store import DialogueStore
 from worker.store.migrate import upgrade
 from worker.store.models import Generation
@@ -30,18 +26,7 @@ def _burst(url: str, round_no: int) -> None:
         for message in range(MESSAGES)
         for user in range(USERS)
     ]
-    _send(url, sends)
-
-
-def _published(url: str) -> set[tuple[int, int]]:
-    try:
-        client = redis.Redis.from_url(url)
-        entries = client.xrange(REPLIES_STREAM)
-        client.close()
-    except redis.exceptions.RedisError:
-        return set()
-    events = [ReplyEvent.model_validate_json(fields[b"event"]) for _, fields in entries]
-    return {(e.chat_id, e.message_id) for e in events}
+    send_messages(url, sends)
 
 
 def _stored(store: DialogueStore) -> int:
@@ -79,8 +64,8 @@ def test_worker_survives_redis_kill_9_under_traffic(tmp_path: Path, checkpoint_d
                 time.sleep(5)
                 server.start()
                 probe = (999, round_no + 1)  # a new chat writing after the restart
-                _send(server.url, [(*probe, "are you still there?")])
-                wait_for(lambda p=probe: p in _published(server.url), 90, f"round {round_no}")
+                send_messages(server.url, [(*probe, "are you still there?")])
+                wait_for(lambda p=probe: p in published(server.url), 90, f"round {round_no}")
                 log = (tmp_path / "worker.log").read_text(errors="replace")
                 assert worker.poll() is None, f"round {round_no}: worker exited\n{log[-3000:]}"
                 assert "Unrecoverable error" not in log
@@ -92,22 +77,13 @@ def test_worker_survives_redis_kill_9_under_traffic(tmp_path: Path, checkpoint_d
                 for user in range(USERS)
             } | {(999, round_no + 1) for round_no in range(ROUNDS)}
             try:
-                wait_for(lambda: expected <= _published(server.url), 120, "every message answered")
+                wait_for(
+                    lambda: expected <= set(published(server.url)), 120, "every message answered"
+                )
             finally:
-                missing = sorted(expected - _published(server.url))
+                missing = sorted(expected - set(published(server.url)))
                 print(f"unanswered: {len(missing)} {missing[:20]}")
             assert _stored(store) == len(expected)  # one stored reply per message
     finally:
         store.engine.dispose()
         server.stop()
-
-
-def _send(url: str, messages: list[tuple[int, int, str]]) -> None:
-    """As the bot sends: each (chat, message id, text) registered as pending, then queued."""
-    producer = create_app(Settings(redis_url=url))
-    client = redis.Redis.from_url(url)
-    for chat, message_id, text in messages:
-        payload = {"chat_id": chat, "user_id": chat, "message_id": message_id, "text": text}
-        send_reply(client, producer, ReplyRequest.model_validate(payload))
-    producer.close()
-    client.close()
