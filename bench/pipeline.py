@@ -1,36 +1,39 @@
-"""Replies through the whole pipeline (Redis + Celery worker + database) against the bare
-batched ``generate()`` call, measured in the same run; prints JSON.
+"""Replies through the whole pipeline (Redis + Celery worker + database), measured against
+the bare batched ``generate()`` call and against a baseline design in the same run; prints
+JSON.
 
-C chats talk at once (each sends, waits for its reply on the stream, sends again). For each
-C: replies/s and p50/p99 latency (send → reply on the stream). Next to it, the bare decode
-time of ``generate()`` at batch C on exactly the inputs the pipeline decoded: after the run,
-each round's C encoder inputs (the chats' m-th messages with their context, as the worker
-built them) are rebuilt from the database and decoded as one batch; the mean over rounds is
-``bare_decode_ms``. Later messages carry their conversation, so their inputs are longer and
-slower to decode than a first message alone (``bare_decode_first_message_ms``). Also the
-same closed loop straight into the worker's batching engine in this process
-(``engine_loop_p50_ms``): what the pipeline adds beyond it is Redis, Celery and the
-database; what it adds beyond one bare batch is the batching itself. The model has the
-default architecture (12.4M parameters), randomly initialised: decoding cost is what
-matters, and an untrained model always decodes to ``max_len``.
+C chats talk at once (each sends, waits for its reply on the stream, sends again).
 
-    python bench/pipeline.py [--quick]      # needs Redis at REDIS_URL (default localhost)
+``model``: the default architecture (12.4M parameters, randomly initialised: decoding cost
+is what matters, and an untrained model always decodes to ``max_len``) with the ``varied``
+style, at 1 and 32 chats, three runs. For each: replies/s and p50/p99 latency (send → reply
+on the stream), and the bare decode time of ``generate()`` at batch C on exactly the inputs
+the pipeline decoded (each round's C encoder inputs rebuilt from the database and decoded
+as one batch; the mean over rounds is ``bare_decode_ms``). ``pipeline_overhead``: p50 over
+the bare batch, minus one. ``batching_lift_32_vs_1``: replies/s at 32 over that at 1, per
+run, with the bare decode's own lift beside it.
+
+``plumbing``: a tiny model and three-token replies, so the decoder costs next to nothing and
+what is measured is the worker's own handling: replies/s at 1, 32 and 256 chats and the
+worker's CPU per reply outside ``generate()`` (the worker process's CPU seconds, from
+/proc, minus the decode seconds it reports, over the replies). With ``--baseline REV`` the
+same runs against the worker of git revision REV (a worktree of it), side by side.
+
+    python bench/pipeline.py [--quick] [--baseline REV]   # needs Redis at REDIS_URL
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -168,133 +171,208 @@ def bare_decode_ms(model: Seq2Seq, words: WordTable, rounds: list[list[list[int]
     return 1000 * (time.perf_counter() - start) / len(rounds)
 
 
-def engine_closed_loop(model_dir: Path, rounds: list[list[list[int]]]) -> dict[str, float]:
-    """The same closed loop (each chat sends, waits, sends again) straight into the worker's
-    batching engine in this process: no Celery, Redis or database. What the pipeline adds
-    beyond this is its own cost; what this adds beyond one bare batch is how replies that
-    arrive while a batch decodes wait for the next one. Runs in a fresh process, as the
-    worker's engine does: this one's main thread ran torch, which would slow the engine's
-    inference thread (see bench/torch_threads.py)."""
-    from worker.engine import Engine, default_source
-
-    cfg = decode_config("varied")
-    engine = Engine(
-        default_source(model_dir), "cpu", max_wait_ms=Settings().batch_max_wait_ms
-    )  # as the worker's
-    engine.submit(rounds[0][0], cfg).result(timeout=300)  # load
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def chat(c: int) -> None:
-        for sources in rounds:
-            sent = time.perf_counter()
-            engine.submit(sources[c], cfg).result(timeout=300)
-            with lock:
-                latencies.append(time.perf_counter() - sent)
-
-    threads = [threading.Thread(target=chat, args=(c,)) for c in range(len(rounds[0]))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    engine.close()
-    return {"p50_ms": 1000 * statistics.median(latencies)}
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _batches(port: int) -> tuple[float, float]:
-    """(requests decoded, generate() calls) so far, from the worker's metrics."""
+def _metric(port: int, name: str) -> float:
+    """The value of one of the worker's metrics (0 when not yet exposed)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    values = dict(
-        line.rsplit(" ", 1)
-        for line in text.splitlines()
-        if line.startswith(("s2s_batch_size_sum", "s2s_batch_size_count"))
-    )
-    return float(values["s2s_batch_size_sum"]), float(values["s2s_batch_size_count"])
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    levels = (1, 8, 32)
-    messages = 2 if quick else 6
-    base_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    redis_url = base_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    client.flushdb()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        model_dir = make_checkpoint(folder, quick)
-        db_url = f"sqlite:///{folder / 'bench.sqlite3'}"
-        upgrade(db_url)
-        port = _free_port()
-        env = {
-            **os.environ,
-            "REDIS_URL": redis_url,
-            "DATABASE_URL": db_url,
-            "MODEL_DIR": str(model_dir),
-            "DEVICE": "cpu",
-            "METRICS_PORT": str(port),
-        }
-        with open(folder / "worker.log", "wb") as log:
-            worker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "from s2s_cli.main import app; app()",
-                    "worker",
-                    "--concurrency=32",
-                    "--loglevel=WARNING",
-                ],
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Worker:
+    """``s2s worker`` as a child process (of this tree, or of a worktree at ``src``), with
+    the counters a run is measured by."""
+
+    def __init__(self, env: dict[str, str], log: Path, src: Path | None = None) -> None:
+        self.port = _free_port()
+        env = {**env, "METRICS_PORT": str(self.port)}
+        args = []
+        if src is not None:  # the baseline: its own code first on the path, its own defaults
+            env["PYTHONPATH"] = str(src)
+            args = ["--concurrency=32"]
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "from s2s_cli.main import app; app()", "worker", *args],
                 env=env,
-                stdout=log,
-                stderr=log,
+                cwd=src,
+                stdout=out,
+                stderr=out,
             )
-        try:
-            producer = create_app(Settings(redis_url=redis_url))
-            talk(1, 1, 900_000, producer, client)  # warm-up: model load
-            pipeline = []
-            for i, c in enumerate(levels):
-                before = _batches(port)
-                row = talk(c, messages, 1000 * (i + 1), producer, client)
-                after = _batches(port)
-                row["mean_batch"] = (after[0] - before[0]) / max(after[1] - before[1], 1)
-                pipeline.append(row)
-        finally:
-            worker.terminate()
-            worker.wait(timeout=30)
-        model, tokenizer, meta = load_checkpoint(model_dir)
-        first_message = encoder_input(tokenizer, meta, [], TEXT)
-        for i, row in enumerate(pipeline):
-            chats = range(1000 * (i + 1), 1000 * (i + 1) + row["chats"])
-            rounds = decoded_inputs(db_url, tokenizer, meta, chats)
-            row["bare_decode_ms"] = bare_decode_ms(model, word_table(tokenizer), rounds)
-            row["bare_decode_first_message_ms"] = bare_decode_ms(
-                model, word_table(tokenizer), [[first_message] * row["chats"]] * (2 if quick else 3)
-            )
-            row["pipeline_overhead"] = row["p50_ms"] / row["bare_decode_ms"] - 1
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
-                loop = fresh.submit(engine_closed_loop, model_dir, rounds).result()
-            row["engine_loop_p50_ms"] = loop["p50_ms"]
-            row["overhead_vs_engine_loop"] = row["p50_ms"] / row["engine_loop_p50_ms"] - 1
-    client.flushdb()
-    lift = pipeline[-1]["replies_per_s"] / pipeline[0]["replies_per_s"]
-    # The most batching can give here: bare decode throughput at 32 over that at 1.
-    bare_lift = (32 / pipeline[-1]["bare_decode_ms"]) / (1 / pipeline[0]["bare_decode_ms"])
+
+    def counters(self) -> dict[str, float]:
+        return {
+            "cpu_s": _cpu_seconds(self.proc.pid),
+            "decode_s": _metric(self.port, "s2s_decode_seconds_sum"),
+            "decoded": _metric(self.port, "s2s_batch_size_sum"),
+            "calls": _metric(self.port, "s2s_batch_size_count"),
+        }
+
+    def measure(self, talking: Any) -> dict[str, Any]:
+        """``talking()``'s row, with the worker's CPU per reply outside ``generate()`` and
+        its mean batch over the run."""
+        before = self.counters()
+        row: dict[str, Any] = talking()
+        after = self.counters()
+        delta = {k: after[k] - before[k] for k in after}
+        row["mean_batch"] = delta["decoded"] / max(delta["calls"], 1)
+        row["cpu_ms_per_reply_outside_generate"] = (
+            1000 * (delta["cpu_s"] - delta["decode_s"]) / row["replies"]
+        )
+        return row
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+def make_tiny_checkpoint(folder: Path) -> Path:
+    """A model that costs next to nothing: three-token replies from a 16-wide LSTM."""
+    examples = load_split(DataConfig(), "train")[:2000]
+    tokenizer = train_tokenizer(examples, 500)
+    torch.manual_seed(0)
+    config = ModelConfig(tokenizer.vocab_size, tokenizer.vocab_size, emb_dim=16, hidden_dim=16)
+    meta = {
+        "data": {"context_turns": 3, "max_src_len": 64},
+        "decode": {"max_len": 3, "min_len": 1},
+    }
+    return save_checkpoint(folder, Seq2Seq(config).eval(), tokenizer, meta)
+
+
+def _worker_env(folder: Path, redis_url: str, model_dir: Path, name: str) -> dict[str, str]:
+    db_url = f"sqlite:///{folder / f'{name}.sqlite3'}"
+    upgrade(db_url)
     return {
-        "benchmark": "pipeline",
-        "decode": decode_config("varied").to_dict(),
-        "by_concurrency": pipeline,
-        "batching_lift_32_vs_1": lift,
-        "bare_batching_lift_32_vs_1": bare_lift,
-        "batching_lift_share_of_bare": lift / bare_lift,
-        "goals": {"pipeline_overhead_at_32": 0.25, "batching_lift_32_vs_1": 5.0},
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": db_url,
+        "MODEL_DIR": str(model_dir),
+        "DEVICE": "cpu",
     }
 
 
+def plumbing(
+    folder: Path,
+    redis_url: str,
+    model_dir: Path,
+    levels: tuple[int, ...],
+    messages: int,
+    src: Path | None,
+) -> list[dict[str, Any]]:
+    """Replies/s and CPU per reply through Redis + worker + database, decoding ~free."""
+    name = "baseline" if src is not None else "batches"
+    # Torch on one thread: the decode's wall time is then its CPU time, which the CPU per
+    # reply outside generate() subtracts.
+    env = {**_worker_env(folder, redis_url, model_dir, name), "OMP_NUM_THREADS": "1"}
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    producer = create_app(Settings(redis_url=redis_url))
+    worker = Worker(env, folder / f"{name}.log", src)
+    try:
+        talk(1, 1, 900_000, producer, client)  # warm-up: model load
+        rows = []
+        for i, chats in enumerate(levels):
+            base = 10_000 * (i + 1)
+            rows.append(worker.measure(partial(talk, chats, messages, base, producer, client)))
+        return rows
+    finally:
+        worker.stop()
+        producer.close()
+        client.flushdb()
+
+
+def model_runs(
+    folder: Path, redis_url: str, model_dir: Path, messages: int, runs: int
+) -> dict[str, Any]:
+    """The default-size model at 1 and 32 chats, ``runs`` times: p50 at 32 against one bare
+    batch-32 decode of the same inputs, and the batching lift with its spread."""
+    env = _worker_env(folder, redis_url, model_dir, "model")
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    producer = create_app(Settings(redis_url=redis_url))
+    worker = Worker(env, folder / "model.log")
+    rows: list[dict[str, Any]] = []
+    try:
+        talk(1, 1, 900_000, producer, client)  # warm-up: model load
+        for run in range(runs):
+            for chats in (1, 32):
+                base = 100_000 * (run + 1) + 1000 * chats
+                row = worker.measure(partial(talk, chats, messages, base, producer, client))
+                rows.append({"run": run, **row, "base": base})
+    finally:
+        worker.stop()
+        producer.close()
+        client.flushdb()
+    model, tokenizer, meta = load_checkpoint(model_dir)
+    words = word_table(tokenizer)
+    first = encoder_input(tokenizer, meta, [], TEXT)
+    for row in rows:
+        chats = range(row["base"], row["base"] + row["chats"])
+        rounds = decoded_inputs(env["DATABASE_URL"], tokenizer, meta, chats)
+        row["bare_decode_ms"] = bare_decode_ms(model, words, rounds)
+        row["bare_decode_first_message_ms"] = bare_decode_ms(model, words, [[first] * row["chats"]])
+        row["pipeline_overhead"] = row["p50_ms"] / row["bare_decode_ms"] - 1
+        del row["base"]
+    lifts, bare_lifts = [], []
+    for run in range(runs):
+        one, many = (r for r in rows if r["run"] == run)
+        lifts.append(many["replies_per_s"] / one["replies_per_s"])
+        bare_lifts.append((32 / many["bare_decode_ms"]) / (1 / one["bare_decode_ms"]))
+    at_32 = [r["pipeline_overhead"] for r in rows if r["chats"] == 32]
+    return {
+        "by_run": rows,
+        "pipeline_overhead_at_32": statistics.median(at_32),
+        "batching_lift_32_vs_1": statistics.median(lifts),
+        "batching_lift_runs": lifts,
+        "bare_batching_lift_32_vs_1": statistics.median(bare_lifts),
+    }
+
+
+def run(quick: bool = False, baseline: str | None = None) -> dict[str, Any]:
+    base_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_url = base_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    redis.Redis.from_url(redis_url).flushdb()
+    levels = (1, 8) if quick else (1, 32, 256)
+    messages = 2 if quick else 4
+    result: dict[str, Any] = {"benchmark": "pipeline", "decode": decode_config("varied").to_dict()}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        tiny = make_tiny_checkpoint(folder / "tiny")
+        result["plumbing"] = {"batches": plumbing(folder, redis_url, tiny, levels, messages, None)}
+        if baseline is not None:
+            src = folder / "baseline-src"
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", str(src), baseline],
+                check=True,
+                capture_output=True,
+            )
+            try:
+                result["plumbing"]["baseline"] = plumbing(
+                    folder, redis_url, tiny, levels, messages, src
+                )
+                result["plumbing"]["baseline_rev"] = baseline
+            finally:
+                subprocess.run(["git", "worktree", "remove", "--force", str(src)], check=True)
+        full = make_checkpoint(folder, quick)
+        result["model"] = model_runs(folder, redis_url, full, 2 if quick else 6, 1 if quick else 3)
+    result["goals"] = {
+        "cpu_ms_per_reply_outside_generate_at_256": 0.5,
+        "pipeline_overhead_at_32": 0.25,
+        "batching_lift_32_vs_1": 5.0,
+    }
+    return result
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
+    rev = sys.argv[sys.argv.index("--baseline") + 1] if "--baseline" in sys.argv else None
+    print(json.dumps(run(quick="--quick" in sys.argv, baseline=rev), indent=2))

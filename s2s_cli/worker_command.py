@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from typing import Annotated
@@ -11,10 +12,20 @@ import typer
 from s2s_contract.tasks import INFERENCE_QUEUE, MAINTENANCE_QUEUE, TRAINING_QUEUE
 
 
+def prefetch_multiplier(concurrency: int) -> int:
+    """Celery prefetches ``multiplier x concurrency`` unacknowledged messages, and a batch's
+    messages stay unacknowledged until it returns: room for two full batches (one working,
+    one filling) keeps the batches full."""
+    from s2s_contract.settings import get_settings
+
+    return max(1, math.ceil(2 * get_settings().batch_max_size / concurrency))
+
+
 def worker(
     concurrency: Annotated[
-        int, typer.Option(help="Threads feeding the batcher (>= max batch).")
-    ] = 32,
+        int,
+        typer.Option(min=1, help="Threads: batches in flight at once (one decodes, others store)."),
+    ] = 4,
     queues: Annotated[
         str,
         typer.Option(
@@ -38,6 +49,7 @@ def worker(
             "worker",
             "--pool=threads",
             f"--concurrency={concurrency}",
+            f"--prefetch-multiplier={prefetch_multiplier(concurrency)}",
             f"--queues={queues}",
             f"--loglevel={loglevel}",
             f"--hostname=s2s-{os.getpid()}@{socket.gethostname()}",

@@ -31,9 +31,9 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(default=3600, ge=1)
     # A message registered this long without an answer gets a new task (worker/sweeper.py).
     pending_sweep_after_s: float = Field(default=120.0, gt=0)
-    # Dynamic batching: most requests per generate() call, and how long an idle worker's
-    # first request waits for company it was not told about (requests whose context is
-    # being looked up are awaited anyway; under load the last batch's cohort is).
+    # Batching: most messages a worker answers as one batch (and per generate() call), and
+    # how often it hands what it has buffered to a batch when fewer came (celery-batches'
+    # flush_every and flush_interval).
     batch_max_size: int = Field(default=32, ge=1)
     batch_max_wait_ms: float = Field(default=2.0, ge=0)
     # Worker Prometheus metrics / health endpoint (0: off).

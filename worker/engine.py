@@ -1,9 +1,10 @@
-"""The inference engine: the active model, loaded lazily once per process, and a dynamic
-batcher that turns concurrent requests into one ``generate()`` call.
+"""The inference engine: the active model, loaded lazily once per process, and the one
+thread that decodes with it.
 
-One inference thread owns the model. Requests wait in a queue; the thread takes the first,
-gathers more for up to ``max_wait_ms`` or until ``max_batch``, groups them by decoding
-settings and decodes each group in one call. Each request gets its own result or its own
+Callers hand it whole batches (a worker's batch of messages, or a batch of one from
+``s2s chat``). The inference thread takes the next batch and, without waiting, every other
+batch queued meanwhile, groups their requests by decoding settings and decodes each group in
+one call of at most ``max_batch`` inputs. Each request gets its own result or its own
 exception. Between batches the thread asks (at most every ``reload_every_s``) which model
 version is active and swaps it in, so no request is dropped by a reload.
 
@@ -23,9 +24,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,6 @@ from worker import metrics
 
 log = logging.getLogger(__name__)
 
-# Under load, the first request of a batch waits up to this share of the last batch's time.
-LOAD_WAIT_SHARE = 0.25
 # (version id, checkpoint folder) of the model that should be serving now.
 ActiveSource = Callable[[], tuple[str, Path]]
 
@@ -73,13 +71,6 @@ class _Request:
     future: Future[Decoded] = field(default_factory=Future)
 
 
-class _Withdrawn:
-    """Queued when an announced request will not come: the batcher re-checks its wait."""
-
-
-_WITHDRAWN = _Withdrawn()
-
-
 @dataclass
 class _ModelRequest:
     """Another thread's call for the serving model, answered by the inference thread."""
@@ -97,27 +88,31 @@ def default_source(model_dir: Path) -> ActiveSource:
     return lambda: (digest, model_dir)
 
 
+@dataclass(frozen=True)
+class DecodeItem:
+    """One input to decode: the encoder input, the settings, and the message's own tokens
+    (which a backward model scores for MMI reranking; the source when ``None``)."""
+
+    source: list[int]
+    cfg: DecodeConfig
+    message: list[int] | None = None
+
+
 class Engine:
     def __init__(
         self,
         source: ActiveSource,
         device: str = "auto",
         max_batch: int = 32,
-        max_wait_ms: float = 2.0,
         reload_every_s: float = 2.0,
     ) -> None:
         self.source, self.device = source, resolve_device(device)
-        self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
-        self.reload_every_s = reload_every_s
-        self._queue: queue.Queue[_Request | _ModelRequest | _Withdrawn | None] = queue.Queue()
+        self.max_batch, self.reload_every_s = max_batch, reload_every_s
+        self._queue: queue.Queue[list[_Request] | _ModelRequest | None] = queue.Queue()
         self._model: LoadedModel | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._last_batch, self._queued_after, self._last_busy = 0, 0, 0.0
-        self._coming = 0  # requests announced by their callers and not yet submitted
-        self._coming_lock = threading.Lock()
-        self._announced = threading.local()  # .active: this thread has one announced
 
     def loaded(self) -> LoadedModel:
         """The serving model; the inference thread loads it on first use."""
@@ -129,40 +124,16 @@ class Engine:
         self._queue.put(request)
         return request.future.result()
 
-    @contextmanager
-    def preparing(self) -> Iterator[None]:
-        """Announces a request this thread is preparing (looking up its context), so an idle
-        batcher keeps its batch open for it instead of leaving without it. A ``submit`` in
-        the block delivers the announced request; leaving the block without one withdraws
-        the announcement."""
-        with self._coming_lock:
-            self._coming += 1
-        self._announced.active = True
-        try:
-            yield
-        finally:
-            if self._end_announcement():
-                self._queue.put(_WITHDRAWN)  # a batcher waiting for it stops waiting
-
-    def submit(
-        self, source: list[int], cfg: DecodeConfig, message: list[int] | None = None
-    ) -> Future[Decoded]:
-        """Queues one decode; ``message`` (the tokens of the turn being answered) lets a
-        model with a backward model rerank the n-best by MMI."""
+    def submit(self, items: Sequence[DecodeItem]) -> list[Future[Decoded]]:
+        """Queues a batch; one future per item, in order."""
         self._ensure_thread()
-        request = _Request(source, cfg, message if message is not None else source)
-        self._queue.put(request)
-        self._end_announcement()  # after queueing it: never seen as gone
-        return request.future
-
-    def _end_announcement(self) -> bool:
-        """Ends this thread's announcement, if it has one (True then)."""
-        if not getattr(self._announced, "active", False):
-            return False
-        self._announced.active = False
-        with self._coming_lock:
-            self._coming -= 1
-        return True
+        batch = [
+            _Request(i.source, i.cfg, i.message if i.message is not None else i.source)
+            for i in items
+        ]
+        if batch:
+            self._queue.put(batch)
+        return [request.future for request in batch]
 
     def close(self) -> None:
         if self._thread is not None:
@@ -177,77 +148,48 @@ class Engine:
 
     def _run(self) -> None:
         while True:
-            batch = self._gather()
-            if batch is None:
+            requests = self._next()
+            if requests is None:
                 return
             self._maybe_reload()
-            groups: dict[DecodeConfig, list[_Request]] = {}
-            for request in batch:
-                groups.setdefault(request.cfg, []).append(request)
-            start = time.monotonic()
-            for cfg, requests in groups.items():
-                self._decode(cfg, requests)
-            self._last_batch, self._last_busy = len(batch), time.monotonic() - start
-            self._queued_after = self._queue.qsize()
-
-    def _cap(self) -> float:
-        """The longest the first request waits for company: ``max_wait_ms``, or a share of
-        the last batch's decode time when that is longer (one batch of 2n decodes faster
-        than two of n, so a short wait pays for itself)."""
-        return max(self.max_wait, LOAD_WAIT_SHARE * self._last_busy)
-
-    def _gather(self) -> list[_Request] | None:
-        """The next batch: the first request, and company until the cap.
-
-        Under load it waits until the last batch's cohort is back together with the requests
-        that queued while it decoded. They count because people answer replies: requests
-        that miss a batch form a second cohort, and waiting only for the last batch's would
-        keep the two alternating forever, each batch half full; waiting for both merges them
-        into one batch, which then stays whole. Without a cohort (idle, or single requests)
-        it waits while announced requests are on their way (see ``preparing``), and
-        ``max_wait_ms`` after each arrival for unannounced ones: a burst is taken whole
-        while it keeps coming, and a lone request waits only ``max_wait_ms``.
-        """
-        first = self._take(None)
-        while isinstance(first, _Withdrawn):
-            first = self._take(None)
-        if first is None:
-            return None
-        batch, cap = [first], time.monotonic() + self._cap()
-        cohort = min(self.max_batch, self._last_batch + self._queued_after)
-        under_load = cohort > 1
-        deadline = cap if under_load else min(cap, time.monotonic() + self.max_wait)
-        while len(batch) < self.max_batch:
-            if under_load:
-                until = deadline if len(batch) < cohort else 0.0
-            else:
-                until = cap if self._coming > 0 else deadline
             try:
-                item = self._take(max(until - time.monotonic(), 0.0))
-            except queue.Empty:
-                break
-            if isinstance(item, _Withdrawn):
+                serving = self._serving()
+            except Exception as exc:  # no model: every request gets the error, one load tried
+                for request in requests:
+                    request.future.set_exception(exc)
                 continue
-            if item is None:
-                self._queue.put(None)  # stop after this batch
-                break
-            batch.append(item)
-            if not under_load:
-                deadline = min(cap, time.monotonic() + self.max_wait)
-        return batch
+            groups: dict[DecodeConfig, list[_Request]] = {}
+            for request in requests:
+                groups.setdefault(request.cfg, []).append(request)
+            for cfg, group in groups.items():
+                for at in range(0, len(group), self.max_batch):
+                    self._decode(serving, cfg, group[at : at + self.max_batch])
 
-    def _take(self, timeout: float | None) -> _Request | _Withdrawn | None:
-        """The next queued request (or withdrawal), or ``queue.Empty`` when none comes
-        within ``timeout`` (``None``: wait for one). Calls for the model met on the way are
-        answered here."""
+    def _next(self) -> list[_Request] | None:
+        """The next batch and every batch queued behind it (never waiting for more);
+        ``None`` once closed. Calls for the model met on the way are answered here."""
+        requests: list[_Request] = []
+        item = self._queue.get()
         while True:
-            item = self._queue.get(timeout=timeout)
-            if not isinstance(item, _ModelRequest):
-                return item
+            if item is None:
+                if not requests:
+                    return None
+                self._queue.put(None)  # stop after this batch
+                return requests
+            if isinstance(item, _ModelRequest):
+                try:
+                    item.future.set_result(self._serving())
+                except Exception as exc:  # e.g. a broken checkpoint: the caller's error
+                    item.future.set_exception(exc)
+            else:
+                requests.extend(item)
+            if not requests:
+                item = self._queue.get()
+                continue
             try:
-                item.future.set_result(self._serving())
-            except Exception as exc:  # e.g. a broken checkpoint: the caller's error
-                item.future.set_exception(exc)
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return requests
 
     def _serving(self) -> LoadedModel:
         """The serving model, loading it first if there is none (inference thread only)."""
@@ -255,13 +197,7 @@ class Engine:
             self._model = self._load(*self.source())
         return self._model
 
-    def _decode(self, cfg: DecodeConfig, requests: list[_Request]) -> None:
-        try:
-            serving = self._serving()
-        except Exception as exc:  # no model: every request gets the error, one load tried
-            for request in requests:
-                request.future.set_exception(exc)
-            return
+    def _decode(self, serving: LoadedModel, cfg: DecodeConfig, requests: list[_Request]) -> None:
         try:
             start = time.perf_counter()
             nbest = generate(serving.model, [r.source for r in requests], cfg, serving.words)
@@ -269,9 +205,9 @@ class Engine:
             results, mmi = maybe_rerank(serving.backward, messages, nbest)
             ms = (time.perf_counter() - start) * 1000
         except Exception as exc:  # the thread lives on; only the faulty request fails
-            if len(requests) > 1:  # the model is loaded: retrying alone reloads nothing
+            if len(requests) > 1:
                 for request in requests:
-                    self._decode(cfg, [request])
+                    self._decode(serving, cfg, [request])
             else:
                 requests[0].future.set_exception(exc)
             return

@@ -35,13 +35,8 @@ def registry_source(store: DialogueStore, settings: Settings) -> ActiveSource:
 
 
 def serving_engine(store: DialogueStore, settings: Settings) -> Engine:
-    """The batching engine on the registry's active model, sized by the settings."""
-    return Engine(
-        registry_source(store, settings),
-        settings.device,
-        max_batch=settings.batch_max_size,
-        max_wait_ms=settings.batch_max_wait_ms,
-    )
+    """The engine on the registry's active model, sized by the settings."""
+    return Engine(registry_source(store, settings), settings.device, settings.batch_max_size)
 
 
 def service() -> ReplyService:
@@ -54,16 +49,6 @@ def service() -> ReplyService:
             _redis = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
             _service = ReplyService(store, engine, RedisPublisher(_redis) if _redis else None)
         return _service
-
-
-def open_redis_connections(client: redis.Redis, count: int) -> None:
-    """Opens the connections the reply threads will hold at once, before the first burst:
-    opened then, one per thread as the burst arrives, they cost redis-py ~2 ms of CPU each
-    under the GIL that the burst's replies need, and the burst reached the batcher split."""
-    pool = client.connection_pool
-    connections = [pool.get_connection() for _ in range(count)]
-    for connection in connections:
-        pool.release(connection)
 
 
 def redis_client() -> redis.Redis:

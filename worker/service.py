@@ -1,7 +1,9 @@
-"""The reply service: one utterance in, one stored and published reply out.
+"""The reply service: a batch of messages in, their stored and published replies out.
 
-The same code answers Celery tasks and ``s2s chat``: idempotency check, context from the
-store (the source of truth), batched decoding, candidate choice, one transaction, publish.
+The same code answers a worker's batch of Celery messages and ``s2s chat`` (a batch of
+one), as one unit: which messages were answered already and the chats' recent turns in one
+lookup, one decode per round (a chat's second message in the batch waits for its first
+reply, which is in its context), the candidate choice, one transaction, one publish.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ import logging
 import os
 import socket
 import time
-from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from redis import Redis
@@ -25,6 +26,7 @@ from s2s_contract.tasks import (
     ReplyEvent,
     ReplyRequest,
     ResetRequest,
+    pending_key,
 )
 from s2s_core.choice import choose
 from s2s_core.corpora import Turn
@@ -32,17 +34,15 @@ from s2s_core.data import encode_context
 from s2s_core.decoding import DecodeConfig
 from s2s_core.tokenizer import Tokenizer
 from worker import metrics
-from worker.coalesce import Coalescer
-from worker.engine import Decoded, Engine, LoadedModel
+from worker.engine import Decoded, DecodeItem, Engine, LoadedModel
 from worker.replies import decode_config
 from worker.store import DialogueStore, Exchange, GenerationInfo, StoredReply
 
 log = logging.getLogger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+# A batch waits this long for its decoding (behind at most a batch or two of others)
+# before it is sent back to the queue as transient work.
 DECODE_TIMEOUT_S = 20.0
-# Lookups and writes wait behind at most one group of others; a stuck database fails the
-# task (retried later) instead of holding its thread.
-STORE_TIMEOUT_S = 30.0
 
 
 class Publisher(Protocol):
@@ -82,14 +82,19 @@ def encoder_input(
 
 
 class RedisPublisher:
-    """Puts the replies onto the stream the bot consumes, all in one round trip."""
+    """Puts the replies onto the stream the bot consumes and takes their messages out of
+    the chats' inboxes, in one transaction: a message redelivered after a crash is either
+    still pending and unpublished, or published and gone from its inbox (then left alone),
+    so a reply is published once."""
 
     def __init__(self, redis: Redis, stream_maxlen: int = 100_000) -> None:
         self.redis = redis
         self.maxlen = stream_maxlen
 
     def publish(self, events: list[ReplyEvent]) -> None:
-        pipe = self.redis.pipeline()
+        if not events:
+            return
+        pipe = self.redis.pipeline(transaction=True)
         for event in events:
             pipe.xadd(
                 REPLIES_STREAM,
@@ -97,6 +102,7 @@ class RedisPublisher:
                 maxlen=self.maxlen,
                 approximate=True,
             )
+            pipe.hdel(pending_key(event.chat_id), str(event.message_id))
         pipe.execute()
 
     def announce_model(self, info: dict[str, Any]) -> None:
@@ -123,128 +129,118 @@ class RedisPublisher:
         return int(self.redis.xdel(REPLIES_STREAM, *doomed)) if doomed else 0
 
 
-@dataclass(frozen=True)
-class _Lookup:
-    answered: StoredReply | None  # the reply stored earlier, when this is a repeat
-    history: list[tuple[str, str]]  # (speaker, text) turns before the message, oldest first
+Key = tuple[int, int]  # (chat id, message id)
+
+
+@dataclass
+class BatchResult:
+    """The stored reply of each message answered, and the error of each that failed (it
+    stays in its chat's inbox; the chat's later messages in the batch wait with it)."""
+
+    replies: dict[Key, StoredReply] = field(default_factory=dict)
+    failed: dict[Key, Exception] = field(default_factory=dict)
+
+
+def _key(req: ReplyRequest) -> Key:
+    return (req.chat_id, req.message_id)
 
 
 class ReplyService:
-    """Concurrent ``reply`` calls share their database and Redis work: lookups go through
-    one coalescer and writes with their publishing through another (see worker.coalesce),
-    so a batch of replies costs a few transactions instead of one or more each."""
-
     def __init__(self, store: DialogueStore, engine: Engine, publisher: Publisher | None) -> None:
         self.store, self.engine, self.publisher = store, engine, publisher
         self._announced = ""  # the model version last announced for /about
-        self._lookups: Coalescer[tuple[ReplyRequest, int], _Lookup] = Coalescer(
-            self._look_up, "s2s-lookup"
-        )
-        self._writes: Coalescer[tuple[Exchange, ReplyRequest], StoredReply] = Coalescer(
-            self._write, "s2s-write"
-        )
 
     def reply(self, req: ReplyRequest) -> StoredReply:
+        """One message: a batch of one."""
+        result = self.reply_batch([req])
+        if _key(req) in result.failed:
+            raise result.failed[_key(req)]
+        return result.replies[_key(req)]
+
+    def reply_batch(self, requests: list[ReplyRequest]) -> BatchResult:
+        """Answers each message once, a chat's messages in message-id order; a message
+        answered before is published again (delivery is at-least-once)."""
         serving = self.engine.loaded()
-        with self.engine.preparing():  # an idle batcher keeps its batch open for this one
-            lookup = self._lookups.submit((req, context_turns(serving.meta)))
-            found = lookup.result(timeout=STORE_TIMEOUT_S)
-            if found.answered is None:
-                cfg, decoding = self._decode(req, serving, found.history)
-        if found.answered is None:
-            stored = self._finish(req, serving, found.history, cfg, decoding)
-        else:
-            stored = found.answered
-            if self.publisher is not None:  # a repeat re-publishes: delivery is at-least-once
-                self.publisher.publish([reply_event(req, stored)])
-        outcome = "forgotten" if stored.forgotten else "new" if stored.created else "repeat"
-        metrics.REPLIES.labels(outcome).inc()
-        return stored
-
-    def _decode(
-        self, req: ReplyRequest, serving: LoadedModel, history: list[tuple[str, str]]
-    ) -> tuple[DecodeConfig, Future[Decoded]]:
-        if self.publisher is not None and serving.version != self._announced:
-            self.publisher.announce_model(model_summary(serving.version, serving.meta))
-            self._announced = serving.version
-        before = [Turn(text, speaker) for speaker, text in history]
-        source = encoder_input(serving.tokenizer, serving.meta, before, req.text)
-        cfg = decode_config(req.style, serving.meta.get("decode"))
-        message = serving.tokenizer.encode(req.text)
-        return cfg, self.engine.submit(source, cfg, message)
-
-    def _finish(
-        self,
-        req: ReplyRequest,
-        serving: LoadedModel,
-        history: list[tuple[str, str]],
-        cfg: DecodeConfig,
-        decoding: Future[Decoded],
-    ) -> StoredReply:
-        """The decoded reply chosen among its n-best, stored and published."""
-        decoded = decoding.result(timeout=DECODE_TIMEOUT_S)
-        recent_bot = [text for speaker, text in history if speaker == "bot"]
-        choice = choose(decoded.hypotheses, serving.tokenizer, req.text, recent_bot)
-        wait = (
-            (time.time() - req.enqueued_at) * 1000 - decoded.decode_ms if req.enqueued_at else None
-        )
-        if wait is not None:
-            metrics.QUEUE_WAIT.observe(max(wait, 0.0) / 1000)
-        generation = GenerationInfo(
-            model_version=decoded.version,
-            decoding={
-                **cfg.to_dict(),
-                "chosen": choice.index,
-                **({"mmi": asdict(decoded.mmi)} if decoded.mmi else {}),
-            },
-            candidates=choice.candidates,
-            queue_wait_ms=wait,
-            decode_ms=decoded.decode_ms,
-            worker_id=WORKER_ID,
-            batch_size=decoded.batch_size,
-        )
-        exchange = Exchange(
-            chat_id=req.chat_id,
-            user_id=req.user_id,
-            message_id=req.message_id,
-            user_text=req.text,
-            reply_text=choice.text,
-            generation=generation,
-            chat_type=req.chat_type,
-            username=req.username,
-            language=req.language,
-            sent_at=req.enqueued_at,
-        )
-        return self._writes.submit((exchange, req)).result(timeout=STORE_TIMEOUT_S)
-
-    def _look_up(self, items: list[tuple[ReplyRequest, int]]) -> list[_Lookup]:
-        """Which messages were answered already, and the recent turns of the others' chats:
-        two queries for the whole group."""
-        answered = self.store.find_replies([(r.chat_id, r.message_id) for r, _ in items])
-        unanswered = [(r, n) for r, n in items if (r.chat_id, r.message_id) not in answered]
-        depth = max((n for _, n in unanswered), default=0)
-        contexts = self.store.recent_contexts([r.chat_id for r, _ in unanswered], depth)
-        return [
-            _Lookup(
-                answered.get((r.chat_id, r.message_id)),
-                contexts.get(r.chat_id, [])[-n:] if n > 0 else [],
-            )
-            for r, n in items
-        ]
-
-    def _write(self, items: list[tuple[Exchange, ReplyRequest]]) -> list[StoredReply]:
-        """One transaction for the group's exchanges, then one Redis round trip publishing
-        them: a reply is published only once it is stored."""
-        stored = self.store.store_exchanges([exchange for exchange, _ in items])
+        self._announce(serving)
+        by_chat: dict[int, list[ReplyRequest]] = {}
+        for req in sorted({_key(r): r for r in requests}.values(), key=_key):
+            by_chat.setdefault(req.chat_id, []).append(req)
+        answered = self.store.find_replies([_key(r) for reqs in by_chat.values() for r in reqs])
+        waiting = {
+            chat: [r for r in reqs if _key(r) not in answered] for chat, reqs in by_chat.items()
+        }
+        depth = context_turns(serving.meta)
+        asking = [chat for chat, reqs in waiting.items() if reqs]
+        history = self.store.recent_contexts(asking, depth) if asking and depth > 0 else {}
+        result = BatchResult(replies={k: answered[k] for k in answered})
+        fresh: list[tuple[Exchange, ReplyRequest]] = []
+        while any(waiting.values()):
+            round_ = [reqs.pop(0) for reqs in waiting.values() if reqs]
+            for req, outcome in zip(round_, self._decode(serving, round_, history), strict=True):
+                if isinstance(outcome, Exception):
+                    for failed in [req, *waiting[req.chat_id]]:
+                        result.failed[_key(failed)] = outcome
+                    waiting[req.chat_id] = []
+                    continue
+                fresh.append((outcome, req))
+                said = history.setdefault(req.chat_id, [])
+                said += [("user", req.text), ("bot", outcome.reply_text)]
+                del said[: max(len(said) - depth, 0)]
+        stored = self.store.store_exchanges([exchange for exchange, _ in fresh]) if fresh else []
+        result.replies.update({_key(req): s for (_, req), s in zip(fresh, stored, strict=True)})
         if self.publisher is not None:
             self.publisher.publish(
                 [
-                    reply_event(req, s)
-                    for (_, req), s in zip(items, stored, strict=True)
-                    if not s.forgotten  # its user asked to be forgotten meanwhile
+                    reply_event(req, result.replies[_key(req)])
+                    for reqs in by_chat.values()
+                    for req in reqs
+                    if _key(req) in result.replies and not result.replies[_key(req)].forgotten
                 ]
             )
-        return stored
+        for stored_reply in result.replies.values():
+            metrics.REPLIES.labels(
+                "forgotten"
+                if stored_reply.forgotten
+                else "new"
+                if stored_reply.created
+                else "repeat"
+            ).inc()
+        return result
+
+    def _announce(self, serving: LoadedModel) -> None:
+        if self.publisher is not None and serving.version != self._announced:
+            self.publisher.announce_model(model_summary(serving.version, serving.meta))
+            self._announced = serving.version
+
+    def _decode(
+        self,
+        serving: LoadedModel,
+        requests: list[ReplyRequest],
+        history: dict[int, list[tuple[str, str]]],
+    ) -> list[Exchange | Exception]:
+        """One round: each chat's next message decoded in one engine batch and its reply
+        chosen among the n-best; the exchange to store, or the message's own error."""
+        items = []
+        for req in requests:
+            before = [Turn(text, speaker) for speaker, text in history.get(req.chat_id, [])]
+            items.append(
+                DecodeItem(
+                    encoder_input(serving.tokenizer, serving.meta, before, req.text),
+                    decode_config(req.style, serving.meta.get("decode")),
+                    serving.tokenizer.encode(req.text),
+                )
+            )
+        futures = self.engine.submit(items)
+        outcomes: list[Exchange | Exception] = []
+        for req, item, future in zip(requests, items, futures, strict=True):
+            error = future.exception(timeout=DECODE_TIMEOUT_S)  # a stuck engine: transient
+            if error is not None:
+                log.error("chat %s: decoding failed (%s)", req.chat_id, type(error).__name__)
+                outcomes.append(error if isinstance(error, Exception) else RuntimeError(error))
+                continue
+            said = history.get(req.chat_id, [])
+            outcomes.append(_exchange(req, serving, item.cfg, future.result(), said))
+        return outcomes
 
     def feedback(self, req: FeedbackRequest) -> None:
         self.store.record_feedback(req.turn_id, req.user_id, req.value)
@@ -258,6 +254,46 @@ class ReplyService:
 
     def reset(self, req: ResetRequest) -> None:
         self.store.reset_conversation(req.chat_id)
+
+
+def _exchange(
+    req: ReplyRequest,
+    serving: LoadedModel,
+    cfg: DecodeConfig,
+    decoded: Decoded,
+    history: list[tuple[str, str]],
+) -> Exchange:
+    """The reply chosen among the decoded n-best, as the exchange to store."""
+    recent_bot = [text for speaker, text in history if speaker == "bot"]
+    choice = choose(decoded.hypotheses, serving.tokenizer, req.text, recent_bot)
+    wait = (time.time() - req.enqueued_at) * 1000 - decoded.decode_ms if req.enqueued_at else None
+    if wait is not None:
+        metrics.QUEUE_WAIT.observe(max(wait, 0.0) / 1000)
+    generation = GenerationInfo(
+        model_version=decoded.version,
+        decoding={
+            **cfg.to_dict(),
+            "chosen": choice.index,
+            **({"mmi": asdict(decoded.mmi)} if decoded.mmi else {}),
+        },
+        candidates=choice.candidates,
+        queue_wait_ms=wait,
+        decode_ms=decoded.decode_ms,
+        worker_id=WORKER_ID,
+        batch_size=decoded.batch_size,
+    )
+    return Exchange(
+        chat_id=req.chat_id,
+        user_id=req.user_id,
+        message_id=req.message_id,
+        user_text=req.text,
+        reply_text=choice.text,
+        generation=generation,
+        chat_type=req.chat_type,
+        username=req.username,
+        language=req.language,
+        sent_at=req.enqueued_at,
+    )
 
 
 def reply_event(req: ReplyRequest, stored: StoredReply) -> ReplyEvent:

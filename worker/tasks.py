@@ -4,19 +4,18 @@ logged and dropped (acknowledged), never retried, and never take the worker down
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection
 from concurrent.futures import TimeoutError as DecodeTimeout
-from contextlib import contextmanager
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Reject
 from celery.signals import worker_ready
 from celery.utils.time import get_exponential_backoff_interval
+from celery_batches import Batches, SimpleRequest
+from celery_batches.trace import apply_batches_task
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import LockError, LockNotOwnedError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeout
 from sqlalchemy.exc import OperationalError
 
@@ -28,30 +27,23 @@ from s2s_contract.tasks import (
     RESET_TASK,
     RETRAIN_LOCK,
     RETRAIN_TASK,
+    TASK_QUEUES,
     FeedbackRequest,
     ForgetRequest,
     ReplyRequest,
     ResetRequest,
     RetrainRequest,
-    chat_lock_key,
 )
 from worker import metrics, runtime, sweeper
 from worker.celery_app import app
+from worker.chat_lease import ChatLease
 from worker.inbox import ChatInbox
 
 log = logging.getLogger(__name__)
-TRANSIENT = (OperationalError, RedisConnectionError, RedisTimeout, DecodeTimeout, LockError)
-# A chat's lock outlives a killed holder by at most LOCK_TIMEOUT_S. A live holder renews it
-# every LOCK_RENEW_S for as long as its work takes (several messages, each up to the decode
-# and store timeouts: longer than the TTL). A task that cannot get the lock within
-# LOCK_WAIT_S goes back to the queue instead of holding a thread.
-LOCK_TIMEOUT_S = 30
-LOCK_RENEW_S = LOCK_TIMEOUT_S / 3
-LOCK_WAIT_S = 10
-# A chat's next message often arrives while the previous task is still releasing the lock;
-# redis-py's default poll of 100 ms would add that to its reply.
-LOCK_POLL_S = 0.02
+TRANSIENT = (OperationalError, RedisConnectionError, RedisTimeout, DecodeTimeout)
 MAX_RETRIES = 20
+# A message whose chat another worker is answering comes back after this long.
+BUSY_RETRY_S = 0.25
 
 
 def _parse(schema: type[BaseModel], payload: Any, task: str) -> Any:
@@ -89,77 +81,109 @@ def _on_ready(sender: Any = None, **_: Any) -> None:
     settings = get_settings()
     metrics.serve(settings.metrics_port)
     sweeper.start(runtime.redis_client(), app, settings.pending_sweep_after_s)
-    threads = getattr(getattr(sender, "pool", None), "limit", None)
-    if threads:
-        try:
-            runtime.open_redis_connections(runtime.redis_client(), int(threads))
-        except RedisConnectionError as exc:  # the tasks retry; their threads connect later
-            log.warning("could not open Redis connections ahead: %s", exc)
 
 
-@contextmanager
-def holding(lock: Any, chat_id: int) -> Iterator[None]:
-    """Keeps an acquired chat lock for as long as the block runs: a watchdog thread renews
-    its TTL every ``LOCK_RENEW_S``, so only a dead holder's lock expires. A lock found lost
-    (expired and taken, or deleted) means two workers may have answered one chat: that is
-    logged and counted as the bug it is, never retried (the block's work is done)."""
-    stop = threading.Event()
+class ReplyBatch(Batches):
+    """celery-batches' task base: the worker's buffered reply messages reach the task as one
+    list (``flush_every`` of them, or what came within ``flush_interval``). Each message is
+    acknowledged when the batch returns (late acknowledgement: a killed worker's batch is
+    redelivered whole), except those the batch hands back, which go back to the queue."""
 
-    def renew() -> None:
-        while not stop.wait(LOCK_RENEW_S):
-            try:
-                lock.reacquire()
-            except LockError as exc:
-                log.error("chat %s: lock lost while answering (%s)", chat_id, exc)
-                metrics.TASK_ERRORS.labels(REPLY_TASK, "lock_lost").inc()
-                return
-            except RedisError as exc:  # Redis away for a moment: the TTL covers the next try
-                log.warning("chat %s: lock not renewed (%s)", chat_id, exc)
+    def flush(self, requests: Collection[Any]) -> Any:
+        batch = ([SimpleRequest.from_request(r) for r in requests],)
 
-    watchdog = threading.Thread(target=renew, name=f"lock-{chat_id}", daemon=True)
-    watchdog.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        watchdog.join()
-        try:
-            lock.release()
-        except LockNotOwnedError as exc:
-            log.error("chat %s: lock lost before release (%s)", chat_id, exc)
-            metrics.TASK_ERRORS.labels(REPLY_TASK, "lock_lost").inc()
+        def on_return(handed_back: set[str] | None) -> None:
+            for request in requests:
+                if handed_back and request.id in handed_back:
+                    request.reject(requeue=True)
+                else:
+                    request.acknowledge()
 
-
-@app.task(name=REPLY_TASK, bind=True)
-def reply(self: Task, payload: Any) -> None:
-    """Answer one user message, and any earlier pending message of its chat first: under
-    the chat's lock, messages are answered in the order they were sent."""
-    req = _parse(ReplyRequest, payload, REPLY_TASK)
-    if req is None:
-        return
-
-    def in_order() -> None:
-        client = runtime.redis_client()
-        lock = client.lock(
-            chat_lock_key(req.chat_id),
-            timeout=LOCK_TIMEOUT_S,
-            blocking_timeout=LOCK_WAIT_S,
-            sleep=LOCK_POLL_S,
-            thread_local=False,  # one Lock per task, renewed from holding()'s watchdog thread
+        return self._pool.apply_async(
+            apply_batches_task, (self, batch, 0, None), callback=on_return
         )
-        if not lock.acquire():
-            raise LockError(f"chat {req.chat_id} busy")
-        with holding(lock, req.chat_id):
-            service, inbox = runtime.service(), ChatInbox(client)
 
-            def answered() -> bool:
-                return service.store.find_reply(req.chat_id, req.message_id) is not None
 
-            for message in inbox.due(req, answered):
-                service.reply(message)
-                inbox.done(message)
+_settings = get_settings()
 
-    _run(self, in_order)
+
+@app.task(
+    name=REPLY_TASK,
+    base=ReplyBatch,
+    bind=True,
+    acks_late=True,
+    flush_every=_settings.batch_max_size,
+    flush_interval=_settings.batch_max_wait_ms / 1000,
+)
+def reply(self: Task, deliveries: list[SimpleRequest]) -> set[str]:
+    """Answer a batch of user messages as one unit, each chat's in the order they were sent
+    (with any earlier message still in its inbox). Chats another worker is answering are
+    sent back for later. Returns the deliveries to requeue (their retry could not be sent)."""
+    mine: list[tuple[SimpleRequest, ReplyRequest]] = []
+    for delivery in deliveries:
+        args, kwargs = list(delivery.args or ()), delivery.kwargs or {}
+        given = args[0] if len(args) == 1 and not kwargs else {"args": args, "kwargs": kwargs}
+        req = _parse(ReplyRequest, given, REPLY_TASK)
+        if req is not None:
+            mine.append((delivery, req))
+    if not mine:
+        return set()
+    client = runtime.redis_client()
+    lease = ChatLease(client)
+    try:
+        held = set(lease.acquire(req.chat_id for _, req in mine))
+    except TRANSIENT as exc:
+        return _later(mine, exc)
+    busy = [(d, req) for d, req in mine if req.chat_id not in held]
+    handed_back = _later(busy, None)
+    mine = [(d, req) for d, req in mine if req.chat_id in held]
+    with lease.kept():
+        try:
+            service = runtime.service()
+            due = ChatInbox(client).due(
+                [req for _, req in mine], lambda keys: set(service.store.find_replies(keys))
+            )
+            result = service.reply_batch(due)
+        except TRANSIENT as exc:
+            return handed_back | _later(mine, exc)
+    for error in result.failed.values():
+        metrics.TASK_ERRORS.labels(REPLY_TASK, type(error).__name__).inc()
+    return handed_back
+
+
+def _later(
+    deliveries: list[tuple[SimpleRequest, ReplyRequest]], error: Exception | None
+) -> set[str]:
+    """Sends each message again with a countdown: after ``error`` (transient), with Celery's
+    exponential backoff and full jitter, counted against ``MAX_RETRIES``; without one (its
+    chat is busy elsewhere), after ``BUSY_RETRY_S``. Returns the deliveries whose new copy
+    the broker could not take: the caller requeues those instead."""
+    if error is not None and deliveries:
+        log.warning(
+            "%s: transient %s, %d retried", REPLY_TASK, type(error).__name__, len(deliveries)
+        )
+    handed_back: set[str] = set()
+    for delivery, req in deliveries:
+        retries = int((delivery.request_dict or {}).get("retries") or 0)
+        countdown = BUSY_RETRY_S
+        if error is not None:
+            if retries >= MAX_RETRIES:
+                log.error("%s: gave up after %d retries (%s)", REPLY_TASK, retries, error)
+                continue  # the message stays in its inbox: the sweeper sends it again
+            retries += 1
+            countdown = get_exponential_backoff_interval(1, retries, 30, True)
+        try:
+            app.send_task(
+                REPLY_TASK,
+                args=[req.model_dump()],
+                queue=TASK_QUEUES[REPLY_TASK],
+                countdown=countdown,
+                retries=retries,
+            )
+        except Exception as exc:  # the broker is away too: requeue this delivery instead
+            log.warning("%s: retry not sent (%s); requeued", REPLY_TASK, type(exc).__name__)
+            handed_back.add(str(delivery.id))
+    return handed_back
 
 
 @app.task(name=FEEDBACK_TASK, bind=True)

@@ -62,7 +62,7 @@ def s2s_process(
             _stop(proc)
 
 
-def worker_process(env: dict[str, str], log_path: Path, concurrency: int = 16) -> Any:
+def worker_process(env: dict[str, str], log_path: Path, concurrency: int = 4) -> Any:
     """``s2s worker`` (threads pool) as a child process."""
     return s2s_process(["worker", f"--concurrency={concurrency}"], env, log_path)
 

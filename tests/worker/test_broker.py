@@ -73,15 +73,3 @@ def test_tasks_travel_through_it(url: str) -> None:
         assert channel.basic_get("probe") is None
     assert raw.zcard("unacked_index") == 0  # every acknowledgement reached Redis
     raw.flushdb()
-
-
-def test_the_reply_threads_connections_are_open_before_the_first_burst(url: str) -> None:
-    from worker.runtime import open_redis_connections
-
-    client = redis.Redis.from_url(url)
-    open_redis_connections(client, 8)
-    idle = client.connection_pool._available_connections  # type: ignore[attr-defined]
-    assert len(idle) == 8 and all(c._sock is not None for c in idle)
-    assert client.ping()  # taken from the open ones
-    assert len(client.connection_pool._available_connections) == 8  # type: ignore[attr-defined]
-    client.close()

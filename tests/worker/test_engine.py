@@ -1,5 +1,5 @@
-"""The dynamic batcher: one generate() per group of equal settings, each request its own
-result or exception, and model swaps between batches."""
+"""The engine: one generate() per group of equal settings across the batches queued, each
+request its own result or exception, and model swaps between batches."""
 
 from __future__ import annotations
 
@@ -17,32 +17,41 @@ from s2s_core import (
     save_checkpoint,
 )
 from tests.conftest import tiny_model
-from worker.engine import Decoded, Engine, default_source
+from worker.engine import Decoded, DecodeItem, Engine, default_source
 
 GREEDY = DecodeConfig(strategy="greedy", max_len=6)
 BEAM = DecodeConfig(beam_size=3, max_len=6)
 
 
+def one(engine: Engine) -> Decoded:
+    """A batch of one, decoded."""
+    return engine.submit([DecodeItem([5], GREEDY)])[0].result(timeout=30)
+
+
 def test_requests_batch_by_settings_and_match_direct_decoding(checkpoint_dir: Path) -> None:
-    engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=16, max_wait_ms=200)
+    engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=16)
     sources = [[5 + i, 6, 7] for i in range(10)]
-    futures: list[Future[Decoded]] = [
-        engine.submit(src, GREEDY if i % 2 else BEAM) for i, src in enumerate(sources)
-    ]
+    futures: list[Future[Decoded]] = engine.submit(
+        [DecodeItem(src, GREEDY if i % 2 else BEAM) for i, src in enumerate(sources)]
+    )
     results = [f.result(timeout=30) for f in futures]
     model, _, _ = load_checkpoint(checkpoint_dir)
     for i, (src, got) in enumerate(zip(sources, results, strict=True)):
         expected = generate(model, [src], GREEDY if i % 2 else BEAM)[0]
         assert [h.tokens for h in got.hypotheses] == [h.tokens for h in expected]
-    assert max(r.batch_size for r in results) > 1
+    assert {r.batch_size for r in results} == {5}  # one call per settings
     engine.close()
 
 
 def test_a_bad_request_fails_alone(checkpoint_dir: Path) -> None:
-    engine = Engine(default_source(checkpoint_dir), "cpu", max_wait_ms=200)
-    good = engine.submit([5, 6], GREEDY)
-    bad = engine.submit([5, 10**6], GREEDY)  # id outside the vocabulary
-    also_good = engine.submit([7], GREEDY)
+    engine = Engine(default_source(checkpoint_dir), "cpu")
+    good, bad, also_good = engine.submit(
+        [
+            DecodeItem([5, 6], GREEDY),
+            DecodeItem([5, 10**6], GREEDY),  # id outside the vocabulary
+            DecodeItem([7], GREEDY),
+        ]
+    )
     assert good.result(timeout=30).hypotheses and also_good.result(timeout=30).hypotheses
     with pytest.raises(ValueError, match="outside"):
         bad.result(timeout=30)
@@ -55,11 +64,11 @@ def test_model_swaps_between_batches(tmp_path: Path, tiny_tokenizer: Tokenizer) 
     new = save_checkpoint(tmp_path / "new", tiny_model(vocab, cell="gru"), tiny_tokenizer, {})
     active = {"version": ("old", old)}
     engine = Engine(lambda: active["version"], "cpu", reload_every_s=0.0)
-    assert engine.submit([5], GREEDY).result(timeout=30).version == "old"
+    assert one(engine).version == "old"
     active["version"] = ("new", new)
-    assert engine.submit([5], GREEDY).result(timeout=30).version == "new"
+    assert one(engine).version == "new"
     active["version"] = ("broken", tmp_path / "missing")  # a failed reload keeps serving
-    assert engine.submit([5], GREEDY).result(timeout=30).version == "new"
+    assert one(engine).version == "new"
     engine.close()
 
 
@@ -82,7 +91,7 @@ def test_only_the_inference_thread_runs_torch(
     monkeypatch.setattr(worker.engine, "load_checkpoint", recording_load)
     engine = Engine(default_source(checkpoint_dir), "cpu")
     assert engine.loaded().tokenizer.vocab_size > 0
-    assert engine.submit([5], GREEDY).result(timeout=30).hypotheses
+    assert one(engine).hypotheses
     assert loaders == ["s2s-inference"]
     engine.close()
 
@@ -92,116 +101,44 @@ def test_only_the_inference_thread_runs_torch(
     broken.close()
 
 
-def test_gathering_stops_once_the_last_cohort_is_back(checkpoint_dir: Path) -> None:
-    """Under load the first request may wait for company, but not for more than came last
-    time: once as many as the last batch are in, it goes, and takes what is already queued."""
+def test_batches_queued_while_one_decodes_are_decoded_together(
+    checkpoint_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inference thread never waits for company, and takes every batch queued while it
+    was busy in one call."""
     import threading
 
-    from worker.engine import _Request
+    import worker.engine
 
-    engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=8, max_wait_ms=3_600_000)
-    engine._last_batch = 3
-    for i in range(5):
-        engine._queue.put(_Request([5 + i], GREEDY, [5 + i]))
-    gathered: list[list[_Request] | None] = []
-    worker = threading.Thread(target=lambda: gathered.append(engine._gather()), daemon=True)
-    worker.start()
-    worker.join(timeout=30)  # the hour-long deadline would still be running
-    assert gathered and gathered[0] is not None and len(gathered[0]) == 5
+    release, sizes = threading.Event(), []
+    real_generate = worker.engine.generate
 
+    def held_generate(model: object, sources: list[list[int]], *args: object) -> object:
+        sizes.append(len(sources))
+        release.wait(30)
+        return real_generate(model, sources, *args)  # type: ignore[arg-type]
 
-def test_gathering_merges_alternating_cohorts(checkpoint_dir: Path) -> None:
-    """A batch of 5 decoded while 3 others queued: the next batch waits for all 8 instead
-    of going with the 3 and leaving the 5 to the batch after."""
-    import threading
-
-    from worker.engine import _Request
-
-    engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=16, max_wait_ms=3_600_000)
-    engine._last_batch, engine._queued_after = 5, 3
-    for i in range(3):
-        engine._queue.put(_Request([5 + i], GREEDY, [5 + i]))
-    gathered: list[list[_Request] | None] = []
-    worker = threading.Thread(target=lambda: gathered.append(engine._gather()), daemon=True)
-    worker.start()
-    worker.join(timeout=0.5)
-    assert worker.is_alive()  # still waiting for the other cohort
-    for i in range(5):
-        engine._queue.put(_Request([5 + i], GREEDY, [5 + i]))
-    worker.join(timeout=30)
-    assert gathered and gathered[0] is not None and len(gathered[0]) == 8
+    monkeypatch.setattr(worker.engine, "generate", held_generate)
+    engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=16)
+    engine.loaded()
+    first = engine.submit([DecodeItem([5], GREEDY)])
+    while not sizes:  # the first batch is decoding
+        threading.Event().wait(0.01)
+    later = [
+        engine.submit([DecodeItem([6 + i], GREEDY), DecodeItem([7], GREEDY)]) for i in range(3)
+    ]
+    release.set()
+    assert first[0].result(timeout=30).batch_size == 1
+    assert {f.result(timeout=30).batch_size for batch in later for f in batch} == {6}
+    assert sizes == [1, 6]
+    engine.close()
 
 
-def test_an_idle_engine_takes_a_burst_whole_while_it_keeps_coming(checkpoint_dir: Path) -> None:
-    """No cohort to wait for: each arrival extends the wait by max_wait_ms (here far longer
-    than the gaps), so the whole burst lands in one batch; a lone request goes alone."""
-    import threading
-    import time
-
-    from worker.engine import _Request
-
-    engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=16, max_wait_ms=500)
-    engine._last_busy = 3600.0  # the cap (a share of the last decode) is no limit here
-    engine._queue.put(_Request([5], GREEDY, [5]))
-
-    def burst() -> None:
-        for i in range(5):
-            time.sleep(0.05)
-            engine._queue.put(_Request([6 + i], GREEDY, [6 + i]))
-
-    sender = threading.Thread(target=burst, daemon=True)
-    sender.start()
-    batch = engine._gather()
-    assert batch is not None and len(batch) == 6
-    sender.join()
-
-    engine.max_wait = 0.05
-    engine._queue.put(_Request([5], GREEDY, [5]))
-    lone = engine._gather()
-    assert lone is not None and len(lone) == 1
-
-
-def test_an_idle_engine_waits_for_announced_requests_only(checkpoint_dir: Path) -> None:
-    """With max_wait_ms near zero, a request announced while its caller prepares it still
-    joins the batch; a withdrawn announcement ends the wait at once, not at the cap."""
-    import threading
-    import time
-
-    from worker.engine import _Request
-
-    engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=16, max_wait_ms=1)
-    engine._last_busy = 80.0  # a cap of 20 s: far longer than the lookup below
-    announced = threading.Event()
-
-    def prepare_then(submit: bool) -> None:
-        with engine.preparing():
-            announced.set()
-            time.sleep(0.3)  # the context lookup
-            if submit:
-                engine.submit([6], GREEDY)
-
-    caller = threading.Thread(target=prepare_then, args=(True,), daemon=True)
-    caller.start()
-    assert announced.wait(timeout=10)
-    engine._queue.put(_Request([5], GREEDY, [5]))
-    batch = engine._gather()
-    assert batch is not None and [r.source for r in batch] == [[5], [6]]
-    caller.join()
-
-    announced.clear()
-    caller = threading.Thread(target=prepare_then, args=(False,), daemon=True)
-    caller.start()
-    assert announced.wait(timeout=10)
-    engine._queue.put(_Request([5], GREEDY, [5]))
-    start = time.monotonic()
-    batch = engine._gather()
-    assert batch is not None and len(batch) == 1
-    assert time.monotonic() - start < 5  # back with the withdrawal, long before the cap
-    caller.join()
-
-    engine._queue.put(_Request([5], GREEDY, [5]))  # nothing announced: max_wait_ms only
-    lone = engine._gather()
-    assert lone is not None and len(lone) == 1
+def test_a_group_larger_than_the_max_batch_is_decoded_in_chunks(checkpoint_dir: Path) -> None:
+    engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=4)
+    futures = engine.submit([DecodeItem([5 + i % 3], GREEDY) for i in range(10)])
+    assert [f.result(timeout=30).batch_size for f in futures] == [4] * 8 + [2] * 2
+    engine.close()
 
 
 def test_loading_a_model_freezes_the_heap(checkpoint_dir: Path) -> None:
@@ -233,13 +170,13 @@ def test_a_broken_checkpoint_is_loaded_once_per_batch(
         return load_checkpoint(path, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(worker.engine, "load_checkpoint", counting_load)
-    engine = Engine(lambda: ("v", checkpoint_dir / "missing"), "cpu", max_wait_ms=500)
-    futures = [engine.submit([5 + i], GREEDY) for i in range(4)]
+    engine = Engine(lambda: ("v", checkpoint_dir / "missing"), "cpu")
+    futures = engine.submit([DecodeItem([5 + i], GREEDY) for i in range(4)])
     for future in futures:
         with pytest.raises(CheckpointError):
             future.result(timeout=30)
     engine.close()
-    assert len(loads) <= 2  # one per batch; the four may arrive as two batches at most
+    assert len(loads) == 1
 
 
 def test_a_hot_reload_does_not_freeze_the_heap_again(
@@ -255,10 +192,10 @@ def test_a_hot_reload_does_not_freeze_the_heap_again(
     active = {"version": ("old", old)}
     engine = Engine(lambda: active["version"], "cpu", reload_every_s=0.0)
     try:
-        assert engine.submit([5], GREEDY).result(timeout=30).version == "old"
+        assert one(engine).version == "old"
         gc.unfreeze()
         active["version"] = ("new", new)
-        assert engine.submit([5], GREEDY).result(timeout=30).version == "new"
+        assert one(engine).version == "new"
         assert gc.get_freeze_count() == 0
     finally:
         engine.close()

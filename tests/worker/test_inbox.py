@@ -29,6 +29,33 @@ def test_forget_drops_the_users_unanswered_text_and_keeps_the_others(
     assert b"secret" not in left and b"someone else's words" in left
 
 
+@pytest.mark.integration
+def test_due_is_each_chats_inbox_up_to_its_newest_requested_message(
+    client: redis.Redis,
+) -> None:
+    """In message-id order per chat: pending messages up to the newest one asked about
+    (a later one waits for its own task), an unregistered message unless answered before,
+    a malformed entry dropped."""
+    for message in (1, 2, 4):
+        pend(client, 1, 1, message, f"m{message}")
+    client.hset(pending_key(1), "3", "not json")
+    looked_up: list[list[tuple[int, int]]] = []
+
+    def answered(keys: list[tuple[int, int]]) -> set[tuple[int, int]]:
+        looked_up.append(keys)
+        return {(2, 7)}
+
+    asked = [
+        ReplyRequest(chat_id=1, user_id=1, message_id=2, text="m2"),
+        ReplyRequest(chat_id=2, user_id=2, message_id=7, text="answered before"),
+        ReplyRequest(chat_id=2, user_id=2, message_id=8, text="never registered"),
+    ]
+    due = ChatInbox(client).due(asked, answered)
+    assert [(r.chat_id, r.message_id) for r in due] == [(1, 1), (1, 2), (2, 8)]
+    assert looked_up == [[(2, 7), (2, 8)]]  # only the unregistered ones
+    assert sorted(client.hkeys(pending_key(1))) == [b"1", b"2", b"4"]  # "3" dropped
+
+
 @pytest.mark.parametrize(
     ("base", "expected"),
     [

@@ -22,6 +22,7 @@ from s2s_contract.tasks import (
 )
 from tests.utils.services import free_port, scratch_redis_url, wait_for, worker_process
 from worker.celery_app import create_app
+from worker.chat_lease import ChatLease
 from worker.store import DialogueStore
 from worker.store.migrate import upgrade
 from worker.store.models import Generation, Turn
@@ -138,11 +139,27 @@ def test_malformed_payload_is_rejected_and_the_worker_lives(stack: dict) -> None
     assert "rejected malformed payload" in Path(stack["log"]).read_text()
 
 
+def test_a_chat_another_worker_holds_waits_and_the_others_go_on(stack: dict) -> None:
+    """A batch leaves a chat locked elsewhere for later (sent back with a countdown) and
+    answers the rest; once the lock is free, the chat is answered."""
+    producer, client = stack["producer"], stack["redis"]
+    rival = ChatLease(client)
+    assert rival.acquire([9]) == [9]
+    send(producer, client, 9, 1)
+    send(producer, client, 10, 1)
+    wait_for(lambda: client.xlen(REPLIES_STREAM) >= 1, 60, "the free chat answered")
+    time.sleep(1.5)  # several countdowns: the held chat is not answered meanwhile
+    assert [e.chat_id for e in events(client)] == [10]
+    rival.release()
+    wait_for(lambda: client.xlen(REPLIES_STREAM) >= 2, 60, "the held chat answered")
+    assert [e.chat_id for e in events(client)] == [10, 9]
+
+
 @pytest.mark.slow
 def test_killed_worker_loses_nothing(tmp_path: Path, tiny_tokenizer: object) -> None:
-    """Two workers, 300 queued replies, one worker SIGKILLed mid-work: its unacknowledged
-    tasks come back after the (short) visibility timeout and every message ends with
-    exactly one stored reply."""
+    """Two workers, 300 queued replies, one worker SIGKILLed mid-batch: its unacknowledged
+    messages come back after the (short) visibility timeout, its chat locks expire, and
+    every message ends with exactly one stored and one published reply."""
     slow_dir = slow_checkpoint(tmp_path, tiny_tokenizer)
     redis_url = scratch_redis_url()
     db_url = f"sqlite:///{tmp_path / 'crash.sqlite3'}"
@@ -168,9 +185,12 @@ def test_killed_worker_loses_nothing(tmp_path: Path, tiny_tokenizer: object) -> 
         victim.wait()
         wait_for(lambda: count(store, Generation) >= 300, 180, "all 300 replies stored")
         time.sleep(2)
-    answered = {(e.chat_id, e.message_id) for e in events(client)}
-    assert len(answered) == 300
+    published = [(e.chat_id, e.message_id) for e in events(client)]
+    assert len(published) == len(set(published)) == 300  # each published once
     assert count(store, Generation) == 300 and count(store, Turn) == 600
+    for chat in range(2000, 2060):  # and each chat's in the order sent
+        order = [m for c, m in published if c == chat]
+        assert order == sorted(order)
     store.engine.dispose()
     client.flushdb()
 
