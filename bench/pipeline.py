@@ -322,7 +322,7 @@ def model_runs(
         row["bare_decode_ms"] = bare_decode_ms(model, words, rounds)
         row["bare_decode_first_message_ms"] = bare_decode_ms(model, words, [[first] * row["chats"]])
         row["pipeline_overhead"] = row["p50_ms"] / row["bare_decode_ms"] - 1
-        del row["base"]
+        del row["base"], row["cpu_ms_per_reply_outside_generate"]  # torch's threads: plumbing
     lifts, bare_lifts = [], []
     for run in range(runs):
         one, many = (r for r in rows if r["run"] == run)

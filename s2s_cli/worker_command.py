@@ -25,7 +25,7 @@ def worker(
     concurrency: Annotated[
         int,
         typer.Option(min=1, help="Threads: batches in flight at once (one decodes, others store)."),
-    ] = 4,
+    ] = 8,
     queues: Annotated[
         str,
         typer.Option(

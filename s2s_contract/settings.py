@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     # how often it hands what it has buffered to a batch when fewer came (celery-batches'
     # flush_every and flush_interval).
     batch_max_size: int = Field(default=32, ge=1)
-    batch_max_wait_ms: float = Field(default=2.0, ge=0)
+    batch_max_wait_ms: float = Field(default=10.0, ge=0)
     # Worker Prometheus metrics / health endpoint (0: off).
     metrics_port: int = Field(default=9464, ge=0, le=65535)
 

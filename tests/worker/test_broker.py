@@ -73,3 +73,36 @@ def test_tasks_travel_through_it(url: str) -> None:
         assert channel.basic_get("probe") is None
     assert raw.zcard("unacked_index") == 0  # every acknowledgement reached Redis
     raw.flushdb()
+
+
+def test_a_burst_is_read_in_bulk_recorded_first_and_acknowledged_together(url: str) -> None:
+    """One BRPOP, then the rest of the burst in one round trip: in order, each message's
+    unacknowledged entry written before it is delivered; deferred acknowledgements reach
+    Redis together at the next flush."""
+    from kombu import Consumer, Queue
+
+    raw = redis.Redis.from_url(url)
+    raw.flushdb()
+    app = create_app(Settings(redis_url=url))
+    with app.connection_for_write() as connection:
+        for i in range(10):
+            app.send_task("s2s.test", args=[i], queue="probe", connection=connection)
+        channel = connection.default_channel
+        received = []
+
+        def on_message(body: object, message: object) -> None:
+            assert raw.hexists("unacked", message.delivery_tag)  # type: ignore[attr-defined]
+            received.append(message)
+
+        consumer = Consumer(channel, [Queue("probe")], callbacks=[on_message], accept=["json"])
+        consumer.qos(prefetch_count=100)
+        with consumer:
+            connection.drain_events(timeout=5)  # one read
+        assert [m.payload[0][0] for m in received] == list(range(10))  # type: ignore[attr-defined]
+        channel.qos.defer_acks = True
+        for message in received:
+            message.ack()  # type: ignore[attr-defined]
+        assert raw.zcard("unacked_index") == 10  # not yet written
+        channel.qos.flush_acks()
+        assert raw.zcard("unacked_index") == 0 and raw.hlen("unacked") == 0
+    raw.flushdb()

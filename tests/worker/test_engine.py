@@ -17,7 +17,7 @@ from s2s_core import (
     save_checkpoint,
 )
 from tests.conftest import tiny_model
-from worker.engine import Decoded, DecodeItem, Engine, default_source
+from worker.engine import Decoded, DecodeItem, Engine, company_wait, default_source
 
 GREEDY = DecodeConfig(strategy="greedy", max_len=6)
 BEAM = DecodeConfig(beam_size=3, max_len=6)
@@ -200,3 +200,51 @@ def test_a_hot_reload_does_not_freeze_the_heap_again(
     finally:
         engine.close()
         gc.unfreeze()
+
+
+@pytest.mark.parametrize(
+    ("have", "cohort", "waited_s", "last_busy_s", "wait_s"),
+    [
+        (1, 0, 0.0, 0.0, 0.0),  # idle: a lone message goes at once
+        (1, 1, 0.0, 2.0, 0.0),  # its cohort is whole
+        (16, 32, 0.0, 2.0, 0.5),  # half the cohort: a quarter of the last decode's time
+        (16, 32, 0.3, 2.0, 0.2),  # ... less what it waited already
+        (16, 32, 0.6, 2.0, 0.0),  # ... and no more
+        (33, 32, 0.0, 2.0, 0.0),  # more than the cohort
+        (4, 32, 0.0, 0.004, 0.001),  # a GPU's 4 ms decode: a 1 ms wait at most
+    ],
+)
+def test_company_wait(
+    have: int, cohort: int, waited_s: float, last_busy_s: float, wait_s: float
+) -> None:
+    assert company_wait(have, cohort, waited_s, last_busy_s) == pytest.approx(wait_s)
+
+
+def test_a_cohort_split_in_two_batches_is_decoded_together_again(
+    checkpoint_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last decode's 8 requests come back as two worker batches, the second a moment
+    after the first: the engine waits for it (within a quarter of the last decode's time)
+    instead of decoding two half batches that then alternate."""
+    import threading
+
+    import worker.engine
+
+    sizes: list[int] = []
+    real_generate = worker.engine.generate
+
+    def slow_generate(model: object, sources: list[list[int]], *args: object) -> object:
+        sizes.append(len(sources))
+        threading.Event().wait(0.4)  # a decode long enough to make the wait worth it
+        return real_generate(model, sources, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker.engine, "generate", slow_generate)
+    engine = Engine(default_source(checkpoint_dir), "cpu", max_batch=16)
+    whole = engine.submit([DecodeItem([5 + i % 3], GREEDY) for i in range(8)])
+    [f.result(timeout=30) for f in whole]
+    first = engine.submit([DecodeItem([5], GREEDY)] * 4)
+    threading.Event().wait(0.05)  # the second half of the cohort, 50 ms later
+    second = engine.submit([DecodeItem([6], GREEDY)] * 4)
+    assert {f.result(timeout=30).batch_size for f in first + second} == {8}
+    assert sizes == [8, 8]
+    engine.close()
