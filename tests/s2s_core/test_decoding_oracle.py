@@ -12,7 +12,7 @@ import torch
 from s2s_core import DecodeConfig, ModelConfig, Seq2Seq, generate
 from s2s_core.decoding import length_penalty
 from s2s_core.special import EOS_ID, SOS_ID
-from tests.utils.oracle import oracle_beam
+from tests.utils.oracle import oracle_beam, oracle_hamming
 
 
 def random_model(seed: int, vocab: int = 12, eos_bias: float = 1.5, **kw: object) -> Seq2Seq:
@@ -58,6 +58,36 @@ def test_batched_beam_matches_oracle(seed: int) -> None:
     batched = generate(model, sources, cfg)
     for src, hyps in zip(sources, batched, strict=True):
         expected = oracle_beam(model, src, cfg)
+        assert [h.tokens for h in hyps] == [t for t, _ in expected], cfg
+        for hyp, (_, score) in zip(hyps, expected, strict=True):
+            assert hyp.score == pytest.approx(score, abs=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_hamming_beam_matches_oracle_with_several_beams_per_group(seed: int) -> None:
+    """Diverse beam search as production runs it (the `varied` preset: 6 beams in 3 groups,
+    n-best 6) and other shapes with more than one beam per group."""
+    rng = random.Random(1000 + seed)
+    model = random_model(
+        seed,
+        eos_bias=rng.choice([0.0, 1.0, 2.0, 3.0]),
+        attention=rng.choice([None, "luong"]),
+        cell=rng.choice(["lstm", "gru"]),
+    )
+    groups, size = rng.choice([(3, 2), (2, 2), (2, 3), (3, 2)])
+    cfg = DecodeConfig(
+        beam_size=groups * size,
+        n_best=rng.randint(1, groups * size),
+        max_len=rng.randint(2, 7),
+        min_len=rng.choice([0, 1]),
+        length_penalty=rng.choice([0.0, 0.6, 1.0]),
+        diversity="hamming",
+        num_groups=groups,
+        diversity_strength=rng.choice([0.5, 1.0, 2.0]),
+    )
+    sources = random_sources(rng, 4, 12)
+    for src, hyps in zip(sources, generate(model, sources, cfg), strict=True):
+        expected = oracle_hamming(model, src, cfg)
         assert [h.tokens for h in hyps] == [t for t, _ in expected], cfg
         for hyp, (_, score) in zip(hyps, expected, strict=True):
             assert hyp.score == pytest.approx(score, abs=1e-4)
