@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 import redis
@@ -16,6 +16,8 @@ from sqlalchemy import text
 from bot.texts import FORGET_ASK, FORGET_DONE, RATE_LIMITED, RESET_DONE, TEXT_ONLY, printable
 from bot.votes import NOT_YOURS
 from s2s_contract.tasks import REPLIES_STREAM, ReplyEvent
+from s2s_core import Tokenizer, save_checkpoint
+from tests.conftest import TEXTS, tiny_model
 from tests.utils.fake_telegram import BOT_USERNAME, FakeTelegram, Sent
 from tests.utils.services import bot_env, bot_process, scratch_redis_url, worker_process
 from worker.store import DialogueStore
@@ -24,10 +26,16 @@ from worker.store.migrate import upgrade
 pytestmark = [pytest.mark.slow, pytest.mark.integration]  # the celery case: Redis
 
 
-@pytest.fixture(params=["single-process", "celery"])
+@pytest.fixture(scope="module", params=["single-process", "celery"])
 def deployment(
-    request: pytest.FixtureRequest, tmp_path: Path, checkpoint_dir: Path
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
+    """One bot (and worker) per deployment kind, shared by this module's tests: each test
+    is one behaviour, with users of its own."""
+    tmp_path = tmp_path_factory.mktemp(request.param)
+    tokenizer = Tokenizer.train(TEXTS, vocab_size=300)
+    model = tiny_model(tokenizer.vocab_size, attention="luong")
+    checkpoint_dir = save_checkpoint(tmp_path / "ckpt", model, tokenizer, {"name": "tiny"})
     fake = FakeTelegram().start()
     db_url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
     upgrade(db_url)
@@ -88,47 +96,55 @@ def _rows_with(store: DialogueStore, words: str) -> int:
         return int(conn.execute(query, {"w": f"%{words}%"}).scalar_one())
 
 
-def test_users_chat_rate_and_leave(deployment: dict[str, Any]) -> None:
-    fake: FakeTelegram = deployment["fake"]
-    store: DialogueStore = deployment["store"]
+def test_a_text_gets_one_reply_with_vote_buttons_and_is_stored(
+    deployment: dict[str, Any],
+) -> None:
+    fake, store = deployment["fake"], deployment["store"]
     assert float((deployment["log"].parent / "heartbeat").read_text()) > 0
-
-    # A text gets one reply, as a reply to it, with 👍/👎; the exchange is in the database.
     hello = fake.user_message(101, 101, "hello there")
     reply = _one_reply(fake, hello)
     assert [b["text"] for b in reply.buttons] == ["👍", "👎"]
     stored = store.find_reply(101, hello["message_id"])
     assert stored is not None and printable(stored.text) in reply.text
 
-    # 👍 is answered at once and stored.
-    query_id = fake.press(101, reply, reply.buttons[0]["callback_data"])
+
+def test_a_vote_is_stored_and_junk_or_foreign_votes_change_nothing(
+    deployment: dict[str, Any],
+) -> None:
+    fake, store = deployment["fake"], deployment["store"]
+    hello = fake.user_message(107, 107, "hello there")
+    reply = _one_reply(fake, hello)
+    stored = store.find_reply(107, hello["message_id"])
+    assert stored is not None
+    query_id = fake.press(107, reply, reply.buttons[0]["callback_data"])  # 👍
     fake.wait_for(lambda: query_id in fake.answered)
     fake.wait_for(lambda: _feedback(store, stored.bot_turn_id) == [1])
-
-    # A button press with garbage data is answered and changes nothing.
-    junk = fake.press(101, reply, "fb:oops")
+    junk = fake.press(107, reply, "fb:oops")
     fake.wait_for(lambda: junk in fake.answered)
-    assert _feedback(store, stored.bot_turn_id) == [1]
-
     # Someone else pressing 👎 on this reply, or forging the data for it, is refused politely.
     down = reply.buttons[1]["callback_data"]
     other = fake.press(303, reply, down)
-    forged = fake.press(101, reply, down.rsplit(":", 1)[0] + ":AAAAAAAAAAAA")
+    forged = fake.press(107, reply, down.rsplit(":", 1)[0] + ":AAAAAAAAAAAA")
     fake.wait_for(lambda: other in fake.answered and forged in fake.answered)
     assert fake.answers[other] == fake.answers[forged] == NOT_YOURS
     assert _feedback(store, stored.bot_turn_id) == [1]
 
-    # Telegram re-sends the update: no second reply. An edit is not answered again either.
+
+def test_a_redelivered_or_edited_update_gets_no_second_reply(deployment: dict[str, Any]) -> None:
+    fake = deployment["fake"]
+    hello = fake.user_message(108, 108, "hello there")
+    _one_reply(fake, hello)
     fake.redeliver("message", hello)
     fake.edit(hello, "hello again")
-    follow = fake.user_message(101, 101, "how are you")
-    _one_reply(fake, follow)
+    _one_reply(fake, fake.user_message(108, 108, "how are you"))  # both handled by now
     assert len(fake.replies_to(hello)) == 1
 
-    # Non-text gets the text-only notice.
+
+def test_non_text_gets_the_text_only_notice(deployment: dict[str, Any]) -> None:
+    fake = deployment["fake"]
     sticker = fake.user_message(
-        101,
-        101,
+        109,
+        109,
         sticker={
             "file_id": "s",
             "file_unique_id": "s",
@@ -141,30 +157,46 @@ def test_users_chat_rate_and_leave(deployment: dict[str, Any]) -> None:
     )
     assert _one_reply(fake, sticker).text == TEXT_ONLY
 
-    # Groups: silent unless mentioned; the mention is stripped before decoding.
+
+def test_in_a_group_only_a_mention_is_answered_and_the_mention_is_not_stored(
+    deployment: dict[str, Any],
+) -> None:
+    fake, store = deployment["fake"], deployment["store"]
     ignored = fake.user_message(-500, 102, "just chatting", chat_type="group")
     called = fake.user_message(-500, 102, f"@{BOT_USERNAME} what is up", chat_type="group")
     _one_reply(fake, called)
     assert fake.replies_to(ignored) == []
-    group_reply = store.find_reply(-500, called["message_id"])
-    assert group_reply is not None
+    assert store.find_reply(-500, called["message_id"]) is not None
     assert _rows_with(store, f"@{BOT_USERNAME}") == 0
 
-    # A huge message is cut, and the reply says so.
+
+def test_a_huge_message_is_cut_and_the_reply_says_so(deployment: dict[str, Any]) -> None:
+    fake = deployment["fake"]
     huge = fake.user_message(103, 103, "word " * 4000)
     assert _one_reply(fake, huge).text.startswith("(Your message was long")
 
-    # Flood control: a 429 delays the reply but does not lose it.
+
+def test_flood_control_delays_a_reply_without_losing_it(deployment: dict[str, Any]) -> None:
+    fake = deployment["fake"]
+    fake.limited.clear()
     fake.limit_next = 1
     limited = fake.user_message(104, 104, "fine thanks")
     _one_reply(fake, limited)
-    assert fake.limit_next == 0  # the 429 was met (and waited out by the rate limiter)
+    assert fake.limited == [104]  # this reply met the 429, and was sent after it
 
-    # /reset starts a new conversation.
-    reset = fake.user_message(101, 101, "/reset")
-    assert _one_reply(fake, reset).text == RESET_DONE
 
-    # /forget asks, then deletes every row with the user's words.
+def test_reset_starts_a_new_conversation(deployment: dict[str, Any]) -> None:
+    fake, store = deployment["fake"], deployment["store"]
+    first = fake.user_message(110, 110, "hello there")
+    _one_reply(fake, first)
+    assert _one_reply(fake, fake.user_message(110, 110, "/reset")).text == RESET_DONE
+    after = fake.user_message(110, 110, "how are you")
+    _one_reply(fake, after)
+    assert store.recent_context(110, 10) == [("user", "how are you"), ("bot", ANY)]
+
+
+def test_forget_deletes_the_users_words_everywhere(deployment: dict[str, Any]) -> None:
+    fake, store = deployment["fake"], deployment["store"]
     secret = fake.user_message(105, 105, "nothing much secret words")
     _one_reply(fake, secret)
     assert _rows_with(store, "secret words") == 1
@@ -176,15 +208,23 @@ def test_users_chat_rate_and_leave(deployment: dict[str, Any]) -> None:
     if deployment["redis"]:  # nor anything of theirs in Redis: inbox, stream, bot state
         fake.wait_for(lambda: _redis_traces(deployment["redis"], 105) == [])
 
-    # Over the rate limit (20 a minute): 20 replies, one polite notice, one message dropped.
-    # (Updates are handled concurrently, so which message hits the limit is not fixed.)
+
+def test_over_the_rate_limit_one_notice_and_one_message_dropped(
+    deployment: dict[str, Any],
+) -> None:
+    """20 a minute: 20 replies, one polite notice, one message dropped. (Updates are
+    handled concurrently, so which message hits the limit is not fixed.)"""
+    fake = deployment["fake"]
     burst = [fake.user_message(106, 106, f"burst {i}") for i in range(22)]
     fake.wait_for(lambda: sum(bool(fake.replies_to(m)) for m in burst) == 21, timeout=120)
     answers = [[s.text for s in fake.replies_to(m)] for m in burst]
     assert sorted(len(a) for a in answers) == [0] + [1] * 21
     assert sum(a == [RATE_LIMITED] for a in answers) == 1
 
-    # 30 users × 10 messages: every one answered exactly once.
+
+def test_a_crowd_is_answered_exactly_once(deployment: dict[str, Any]) -> None:
+    """30 users × 10 messages: every one answered exactly once."""
+    fake = deployment["fake"]
     sent = fake.crowd(30, 10, 1000, "message {i} from user {u}")
     assert fake.answered_once(sent, timeout=240)
     assert deployment["proc"].poll() is None

@@ -49,6 +49,7 @@ class FakeTelegram:
     calls: list[str] = field(default_factory=list)
     webhook: str = ""
     limit_next: int = 0  # answer this many coming sendMessage calls with 429
+    limited: list[int] = field(default_factory=list)  # the chats whose sendMessage got a 429
     retry_after: int = 1
     host: str = "127.0.0.1"  # 0.0.0.0: reachable from containers (the deployment smoke run)
     port: int = 0  # 0: any free port
@@ -219,6 +220,7 @@ class FakeTelegram:
         with self.cond:
             if self.limit_next > 0:
                 self.limit_next -= 1
+                self.limited.append(int(params.get("chat_id", 0)))
                 return 429, {
                     "ok": False,
                     "error_code": 429,
