@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from s2s_cli.options import fail, one_line
+from s2s_cli.options import Device, fail, one_line
 from s2s_contract.styles import DEFAULT_STYLE, Style, parse_style
 
 LOCAL_CHAT = 1  # the terminal is one private chat with one user
@@ -93,7 +93,7 @@ def chat(
         ),
     ] = None,
     style: Annotated[str, typer.Option(help=" | ".join(Style))] = DEFAULT_STYLE.value,
-    device: Annotated[str, typer.Option(envvar="DEVICE", help="auto | cpu | cuda")] = "cpu",
+    device: Device = "auto",
 ) -> None:
     """Chat with a model in the terminal (one reply per line when stdin is not a terminal)."""
     try:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import unicodedata
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -25,6 +26,22 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 STYLES = tuple(Style)  # the product's reply styles (s2s_contract.styles)
+
+
+def _device(value: str) -> str:
+    """A device torch understands: a usage error here, not a torch traceback later."""
+    if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
+        return value
+    raise typer.BadParameter(f"{value!r} (auto, cpu, cuda, cuda:N)")
+
+
+# Every command's --device: the same choices, and DEVICE as the workers read it.
+Device = Annotated[
+    str,
+    typer.Option(
+        envvar="DEVICE", callback=_device, help="auto (cuda when available) | cpu | cuda | cuda:N"
+    ),
+]
 
 
 def decode_config_from_options(name: str, meta: dict[str, Any], **overrides: Any) -> DecodeConfig:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from s2s_cli.options import command_line, decode_config_from_options, fail, one_line
+from s2s_cli.options import Device, command_line, decode_config_from_options, fail, one_line
 
 bench_app = typer.Typer(help="Benchmarks that print JSON against a same-run baseline.")
 
@@ -97,7 +97,7 @@ def train(
         float | None, typer.Option(help="Stop after N minutes; --resume goes on.")
     ] = None,
     threads: Annotated[int | None, typer.Option(help="Torch CPU threads.")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    device: Device = "auto",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train a Seq2Seq model (or resume / fine-tune one)."""
@@ -189,7 +189,7 @@ def evaluate(
         bool,
         typer.Option(help="The n-best choice passes over sign-offs, greetings, repetitions."),
     ] = True,
-    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    device: Device = "auto",
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
     """Perplexity and, per decoding strategy, the replies the product would send with BLEU,
@@ -269,7 +269,7 @@ def generate(
     length_penalty: Annotated[float, typer.Option(help="alpha in score / len**alpha.")] = 1.0,
     batch_size: Annotated[int, typer.Option(help="Lines decoded together.")] = 32,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
-    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    device: Device = "auto",
 ) -> None:
     """Translate stdin: one source per line in, one output per line out."""
     from s2s_core.checkpoint import load_checkpoint

@@ -22,6 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from s2s_core.device import resolve_device
 from s2s_core.model import ModelConfig, Seq2Seq
 from s2s_core.model_card import render_model_card
 from s2s_core.tokenizer import Tokenizer
@@ -111,7 +112,7 @@ def load_checkpoint(
     model = Seq2Seq(config)
     _load_weights(directory, model)
     meta = _read_json(directory / "metrics.json", directory)
-    return model.to(device).eval(), tokenizer, meta
+    return model.to(resolve_device(str(device))).eval(), tokenizer, meta
 
 
 def _read_json(path: Path, directory: Path) -> Any:

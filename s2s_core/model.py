@@ -28,7 +28,7 @@ class ModelConfig:
     emb_dim: int = 256  # token embedding width (encoder and decoder)
     hidden_dim: int = 512  # RNN state width per direction
     n_layers: int = 2  # stacked RNN layers in encoder and decoder
-    dropout: float = 0.5  # on embeddings, between RNN layers and before the output layer
+    dropout: float = 0.3  # on embeddings, between RNN layers and before the output layer
     cell: str = "lstm"  # "lstm" | "gru"
     bidirectional: bool = False  # encoder reads both ways; a bridge merges states per layer
     attention: str | None = None  # None (context vector = final state) | "luong" (general)

@@ -168,6 +168,10 @@ def test_eval_reports_json(trained: Path) -> None:
         (["train", "--out", "{tmp}", "--clean", *TINY], "apply to --task chitchat"),
         (["train", "--out", "{tmp}", "--tokenizer-from", "{tmp}/nope", *TINY], "tokenizer"),
         (["eval", "--model", "{model}", "--messages", "{tmp}/none.txt"], "none.txt"),
+        (["train", "--out", "{tmp}", "--device", "gpu", *TINY], "Invalid value for '--device'"),
+        (["eval", "--model", "{model}", "--device", "cuda:x"], "Invalid value for '--device'"),
+        (["generate", "--model", "{model}", "--device", "tpu"], "Invalid value for '--device'"),
+        (["chat", "--model", "{model}", "--device", "gpu"], "Invalid value for '--device'"),
     ],
 )
 def test_bad_arguments_fail_clearly(
@@ -403,3 +407,14 @@ def test_replay_reproduces_the_live_replies_of_the_serving_model(tmp_path: Path)
     baseline = json.loads((out / "report.json").read_text())["baseline"]
     assert baseline["own_live_replies"] == len(lines)
     assert baseline["reproduces_live"] == 1.0
+
+
+def test_the_cli_and_the_model_agree_on_dropout() -> None:
+    """One default: the CLI cannot import the model (torch stays out of torch-free commands),
+    so the two are pinned together here."""
+    import inspect
+
+    from s2s_cli.train_eval import train
+    from s2s_core.model import ModelConfig
+
+    assert inspect.signature(train).parameters["dropout"].default == ModelConfig.dropout

@@ -9,7 +9,7 @@ from typing import Any
 FEEDBACK_VALUES = (-1, 1)
 
 
-def clean_text(text: str) -> str:
+def storable_text(text: str) -> str:
     """What the store keeps of a text: everything exactly, except NUL characters, which
     PostgreSQL refuses in text columns (removed on every database alike)."""
     return text.replace("\x00", "")

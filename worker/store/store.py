@@ -43,8 +43,8 @@ from worker.store.records import (
     LoggedConversation,
     LoggedTurn,
     StoredReply,
-    clean_text,
     rating,
+    storable_text,
 )
 from worker.store.registry import ModelRegistry
 
@@ -363,7 +363,7 @@ def _store_group(s: Session, group: list[Exchange]) -> dict[tuple[int, int], Sto
                 "chat_id": ex.chat_id,
                 "user_id": ex.user_id,
                 "speaker": "user",
-                "text": clean_text(ex.user_text),
+                "text": storable_text(ex.user_text),
                 "telegram_message_id": ex.message_id,
                 "created_at": now,
             }
@@ -383,7 +383,7 @@ def _store_group(s: Session, group: list[Exchange]) -> dict[tuple[int, int], Sto
                     "conversation_id": asked[key].conversation_id,
                     "chat_id": ex.chat_id,
                     "speaker": "bot",
-                    "text": clean_text(ex.reply_text),
+                    "text": storable_text(ex.reply_text),
                     "reply_to_id": asked[key].id,
                     "created_at": now,
                 }
