@@ -28,3 +28,9 @@ def checkpoint_dir(tmp_path: Path, tiny_tokenizer: Tokenizer) -> Path:
     model = tiny_model(tiny_tokenizer.vocab_size, attention="luong")
     meta = {"data": {"task": "tsv", "path": "x.tsv", "max_src_len": 32}, "name": "tiny"}
     return save_checkpoint(tmp_path / "ckpt", model, tiny_tokenizer, meta)
+
+
+def slow_checkpoint(tmp_path: Path, tokenizer: Tokenizer) -> Path:
+    """A wide untrained model: decoding takes long enough to catch a worker mid-batch."""
+    model = tiny_model(tokenizer.vocab_size, hidden_dim=256, emb_dim=64)
+    return save_checkpoint(tmp_path / "slow", model, tokenizer, {"data": {"max_src_len": 64}})

@@ -20,6 +20,7 @@ from s2s_contract.tasks import (
     ReplyRequest,
     pending_key,
 )
+from tests.conftest import slow_checkpoint
 from tests.utils.services import free_port, scratch_redis_url, wait_for, worker_process
 from worker.celery_app import create_app
 from worker.chat_lease import ChatLease
@@ -193,16 +194,6 @@ def test_killed_worker_loses_nothing(tmp_path: Path, tiny_tokenizer: object) -> 
         assert order == sorted(order)
     store.engine.dispose()
     client.flushdb()
-
-
-def slow_checkpoint(tmp_path: Path, tokenizer: object) -> Path:
-    """A wide untrained model: decoding takes long enough to catch a worker mid-batch."""
-    from s2s_core import save_checkpoint
-    from tests.conftest import tiny_model
-
-    model = tiny_model(tokenizer.vocab_size, hidden_dim=256, emb_dim=64)  # type: ignore[attr-defined]
-    meta = {"data": {"max_src_len": 64}}
-    return save_checkpoint(tmp_path / "slow", model, tokenizer, meta)  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
