@@ -50,6 +50,7 @@ class FakeTelegram:
     webhook: str = ""
     limit_next: int = 0  # answer this many coming sendMessage calls with 429
     limited: list[int] = field(default_factory=list)  # the chats whose sendMessage got a 429
+    failing: int = 0  # an HTTP status (e.g. 502) every sendMessage gets while set
     retry_after: int = 1
     host: str = "127.0.0.1"  # 0.0.0.0: reachable from containers (the deployment smoke run)
     port: int = 0  # 0: any free port
@@ -218,6 +219,12 @@ class FakeTelegram:
 
     def api_sendMessage(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self.cond:
+            if self.failing:
+                return self.failing, {
+                    "ok": False,
+                    "error_code": self.failing,
+                    "description": "Bad Gateway",
+                }
             if self.limit_next > 0:
                 self.limit_next -= 1
                 self.limited.append(int(params.get("chat_id", 0)))
