@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
 
@@ -69,6 +70,19 @@ def deployment(
             fake.stop()
     log_text = (tmp_path / "bot.log").read_text(errors="replace")
     assert fake.token not in log_text, "the token reached the bot's log"
+    assert _errors_quoting(fake.texts, tmp_path) == [], "a user's words in an ERROR log line"
+
+
+def _errors_quoting(texts: list[str], folder: Path) -> list[str]:
+    """ERROR and CRITICAL log lines (bot and worker) that quote something a user wrote:
+    operators read those lines, users' words stay out of them."""
+    words = {t for t in texts if len(t) >= 8 and not t.startswith("/")}
+    found = []
+    for log in folder.glob("*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if (" ERROR " in line or " CRITICAL " in line) and any(w in line for w in words):
+                found.append(f"{log.name}: {line[:200]}")
+    return found
 
 
 def _one_reply(fake: FakeTelegram, message: dict[str, Any], timeout: float = 60) -> Sent:

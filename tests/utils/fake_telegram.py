@@ -51,6 +51,7 @@ class FakeTelegram:
     limit_next: int = 0  # answer this many coming sendMessage calls with 429
     limited: list[int] = field(default_factory=list)  # the chats whose sendMessage got a 429
     failing: int = 0  # an HTTP status (e.g. 502) every sendMessage gets while set
+    texts: list[str] = field(default_factory=list)  # every text a user sent
     retry_after: int = 1
     host: str = "127.0.0.1"  # 0.0.0.0: reachable from containers (the deployment smoke run)
     port: int = 0  # 0: any free port
@@ -97,6 +98,7 @@ class FakeTelegram:
         }
         if text is not None:
             message["text"] = text
+            self.texts.append(text)
             mention = f"@{BOT_USERNAME}"
             if mention in text:
                 offset = text.index(mention)
