@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +16,7 @@ from s2s_cli.db import database_url, run_db_action
 from s2s_cli.options import fail
 
 if TYPE_CHECKING:
+    from worker.store.comparison import VersionStats
     from worker.store.registry import ModelRegistry
 
 models_app = typer.Typer(help="Register, list and promote model versions.", no_args_is_help=True)
@@ -64,12 +66,98 @@ def register(
 @models_app.command()
 def promote(
     version: Annotated[str, typer.Argument(help="Version id (or a unique prefix).")],
+    require_better: Annotated[
+        str | None,
+        typer.Option(
+            help="Promote only if VERSION's 👍 rate is significantly above this version's "
+            "(Wilson 95% intervals apart, over --since/--until)."
+        ),
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Window start (ISO date/time, UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Window end (ISO date/time, UTC).")] = None,
 ) -> None:
     """Make VERSION the active model; the previous active one is retired."""
     with _registry() as registry:
         version_id = _unique(registry, version)
+        if require_better is not None:
+            baseline = _version(registry, require_better)
+            ours, theirs = _compare(registry, [version_id, baseline], since, until)
+            if ours.liked.interval[0] <= theirs.liked.interval[1]:
+                fail(
+                    f"not promoted: liked {ours.liked} vs {theirs.liked} for "
+                    f"{baseline[:12]}; the intervals overlap (more votes needed, or it is "
+                    "not better)"
+                )
         run_db_action(lambda: registry.promote(version_id))
     typer.echo(version_id)
+
+
+@models_app.command()
+def compare(
+    first: Annotated[str, typer.Argument(help="Version id (or a unique registered prefix).")],
+    second: Annotated[str, typer.Argument(help="Version id (or a unique registered prefix).")],
+    since: Annotated[str | None, typer.Option(help="Window start (ISO date/time, UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Window end (ISO date/time, UTC).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+) -> None:
+    """Two versions on what people did with their replies: 👍 and 👎 rates with Wilson 95%
+    intervals, conversations they opened, turns per conversation, the share the user
+    continued after the first reply, replies/s and latency."""
+    with _registry() as registry:
+        versions = [_version(registry, first), _version(registry, second)]
+        stats = _compare(registry, versions, since, until)
+    if as_json:
+        typer.echo(json.dumps([v.as_dict() for v in stats], indent=2))
+        return
+    rows = [
+        ("version", [v.version[:12] for v in stats]),
+        ("replies", [str(v.replies) for v in stats]),
+        ("liked (👍)", [str(v.liked) for v in stats]),
+        ("disliked (👎)", [str(v.disliked) for v in stats]),
+        ("conversations opened", [str(v.conversations) for v in stats]),
+        ("turns per conversation", [_number(v.mean_turns) for v in stats]),
+        ("user went on after the first reply", [str(v.continued) for v in stats]),
+        ("replies/s", [_number(v.replies_per_s) for v in stats]),
+        ("decode ms, median", [_number(v.decode_ms_p50) for v in stats]),
+        ("queue wait ms, median", [_number(v.queue_wait_ms_p50) for v in stats]),
+    ]
+    width = max(len(label) for label, _ in rows)
+    column = max(len(cell) for _, cells in rows for cell in cells)
+    for label, cells in rows:
+        typer.echo("  ".join([label.ljust(width), *(cell.ljust(column) for cell in cells)]))
+
+
+def _compare(
+    registry: ModelRegistry, versions: list[str], since: str | None, until: str | None
+) -> list[VersionStats]:
+    from worker.store.comparison import compare as compare_versions
+
+    window = (_moment(since, "--since"), _moment(until, "--until"))
+    return run_db_action(lambda: compare_versions(registry.reads, versions, *window))
+
+
+def _moment(value: str | None, option: str) -> datetime | None:
+    """An ISO date or date-time; without a zone, UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r}: use an ISO date or date-time, e.g. 2026-11-29T12:00")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _version(registry: ModelRegistry, prefix: str) -> str:
+    """A registered version by unique prefix; otherwise the id as given (a version that
+    served without being registered, such as MODEL_DIR's)."""
+    ids = [m["id"] for m in run_db_action(registry.list_models) if m["id"].startswith(prefix)]
+    if len(ids) > 1:
+        fail(f"{len(ids)} registered versions match {prefix!r}")
+    return str(ids[0]) if ids else prefix
 
 
 @models_app.command()
