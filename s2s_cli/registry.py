@@ -93,6 +93,23 @@ def promote(
 
 
 @models_app.command()
+def canary(
+    version: Annotated[str, typer.Argument(help="Version id (or a unique prefix).")],
+    share: Annotated[int, typer.Option(min=1, max=99, help="Percent of chats it answers.")] = 10,
+) -> None:
+    """Let VERSION answer SHARE percent of chats (the same chats every time, chosen by chat
+    id) beside the active version; `promote` or `retire` ends it. Workers pick it up
+    between batches."""
+    with _registry() as registry:
+        version_id = _unique(registry, version)
+        try:
+            run_db_action(lambda: registry.start_canary(version_id, share))
+        except ValueError as exc:
+            fail(str(exc))
+    typer.echo(version_id)
+
+
+@models_app.command()
 def compare(
     first: Annotated[str, typer.Argument(help="Version id (or a unique registered prefix).")],
     second: Annotated[str, typer.Argument(help="Version id (or a unique registered prefix).")],

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 LOAD_WAIT_SHARE = 0.25
 # (version id, checkpoint folder) of the model that should be serving now.
 ActiveSource = Callable[[], tuple[str, Path]]
+# (version id, checkpoint folder, share of chats in percent) of the canary, if any.
+CanarySource = Callable[[], tuple[str, Path, int] | None]
 
 
 @dataclass
@@ -73,6 +75,7 @@ class _Request:
     source: list[int]
     cfg: DecodeConfig
     message: list[int]  # the message's own tokens, which the backward model scores
+    version: str | None  # the canary's version: decoded by it; else by the active model
     future: Future[Decoded] = field(default_factory=Future)
 
 
@@ -112,6 +115,7 @@ class DecodeItem:
     source: list[int]
     cfg: DecodeConfig
     message: list[int] | None = None
+    version: str | None = None  # the canary's version id to decode with it; else the active
 
 
 class Engine:
@@ -121,11 +125,14 @@ class Engine:
         device: str = "auto",
         max_batch: int = 32,
         reload_every_s: float = 2.0,
+        canary_source: CanarySource | None = None,
     ) -> None:
-        self.source, self.device = source, resolve_device(device)
+        self.source, self.canary_source = source, canary_source
+        self.device = resolve_device(device)
         self.max_batch, self.reload_every_s = max_batch, reload_every_s
         self._queue: queue.Queue[list[_Request] | _ModelRequest | None] = queue.Queue()
         self._model: LoadedModel | None = None
+        self._canary: tuple[LoadedModel, int] | None = None  # the canary and its share
         self._checked_at = 0.0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -141,11 +148,15 @@ class Engine:
         self._queue.put(request)
         return request.future.result()
 
+    def canary(self) -> tuple[LoadedModel, int] | None:
+        """The canary model beside the active one, with its share of chats in percent."""
+        return self._canary
+
     def submit(self, items: Sequence[DecodeItem]) -> list[Future[Decoded]]:
         """Queues a batch; one future per item, in order."""
         self._ensure_thread()
         batch = [
-            _Request(i.source, i.cfg, i.message if i.message is not None else i.source)
+            _Request(i.source, i.cfg, i.message if i.message is not None else i.source, i.version)
             for i in items
         ]
         if batch:
@@ -175,13 +186,17 @@ class Engine:
                 for request in requests:
                     request.future.set_exception(exc)
                 continue
-            groups: dict[DecodeConfig, list[_Request]] = {}
+            models = {serving.version: serving}
+            if self._canary is not None:
+                models[self._canary[0].version] = self._canary[0]
+            groups: dict[tuple[str, DecodeConfig], list[_Request]] = {}
             for request in requests:
-                groups.setdefault(request.cfg, []).append(request)
+                version = request.version if request.version in models else serving.version
+                groups.setdefault((version, request.cfg), []).append(request)
             start = time.monotonic()
-            for cfg, group in groups.items():
+            for (version, cfg), group in groups.items():
                 for at in range(0, len(group), self.max_batch):
-                    self._decode(serving, cfg, group[at : at + self.max_batch])
+                    self._decode(models[version], cfg, group[at : at + self.max_batch])
             self._last_busy = time.monotonic() - start
             with self._queue.mutex:
                 queued = sum(len(b) for b in self._queue.queue if isinstance(b, list))
@@ -222,6 +237,7 @@ class Engine:
         """The serving model, loading it first if there is none (inference thread only)."""
         if self._model is None:
             self._model = self._load(*self.source())
+            self._refresh_canary()
         return self._model
 
     def _decode(self, serving: LoadedModel, cfg: DecodeConfig, requests: list[_Request]) -> None:
@@ -254,6 +270,26 @@ class Engine:
                 self._model = self._load(version, path)
         except Exception:
             log.exception("model reload failed; still serving %s", self._model.version[:12])
+        self._refresh_canary()
+
+    def _refresh_canary(self) -> None:
+        """Loads, drops or re-shares the canary as the registry says; a canary that fails
+        to load is logged and the active model answers its chats."""
+        if self.canary_source is None:
+            return
+        try:
+            found = self.canary_source()
+            if found is None:
+                self._canary = None
+                return
+            version, path, share = found
+            if self._canary is None or self._canary[0].version != version:
+                self._canary = (self._load(version, path), share)
+            elif self._canary[1] != share:
+                self._canary = (self._canary[0], share)
+        except Exception:
+            log.exception("canary load failed; the active model answers every chat")
+            self._canary = None
 
     def _load(self, version: str, path: Path) -> LoadedModel:
         model, tokenizer, meta = load_checkpoint(path, self.device)

@@ -9,7 +9,7 @@ from pathlib import Path
 import redis
 
 from s2s_contract.settings import Settings, get_settings
-from worker.engine import ActiveSource, Engine, default_source
+from worker.engine import ActiveSource, CanarySource, Engine, default_source
 from worker.service import RedisPublisher, ReplyService
 from worker.store import DialogueStore
 
@@ -34,9 +34,24 @@ def registry_source(store: DialogueStore, settings: Settings) -> ActiveSource:
     return active
 
 
+def canary_source(store: DialogueStore) -> CanarySource:
+    """The store's canary version, if one is running."""
+
+    def canary() -> tuple[str, Path, int] | None:
+        found = store.registry.canary()
+        return None if found is None else (found[0], Path(found[1]), found[2])
+
+    return canary
+
+
 def serving_engine(store: DialogueStore, settings: Settings) -> Engine:
-    """The engine on the registry's active model, sized by the settings."""
-    return Engine(registry_source(store, settings), settings.device, settings.batch_max_size)
+    """The engine on the registry's active model and canary, sized by the settings."""
+    return Engine(
+        registry_source(store, settings),
+        settings.device,
+        settings.batch_max_size,
+        canary_source=canary_source(store),
+    )
 
 
 def service() -> ReplyService:

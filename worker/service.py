@@ -8,11 +8,13 @@ reply, which is in its context), the candidate choice, one transaction, one publ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -162,6 +164,11 @@ class ReplyService:
         answered before is published again (delivery is at-least-once)."""
         serving = self.engine.loaded()
         self._announce(serving)
+        canary = self.engine.canary()
+
+        def model_for(chat_id: int) -> LoadedModel:
+            return canary[0] if canary is not None and in_canary(chat_id, canary[1]) else serving
+
         by_chat: dict[int, list[ReplyRequest]] = {}
         for req in sorted({_key(r): r for r in requests}.values(), key=_key):
             by_chat.setdefault(req.chat_id, []).append(req)
@@ -169,14 +176,16 @@ class ReplyService:
         waiting = {
             chat: [r for r in reqs if _key(r) not in answered] for chat, reqs in by_chat.items()
         }
-        depth = context_turns(serving.meta)
+        serving_models = [serving] if canary is None else [serving, canary[0]]
+        depth = max(context_turns(m.meta) for m in serving_models)
         asking = [chat for chat, reqs in waiting.items() if reqs]
         history = self.store.recent_contexts(asking, depth) if asking and depth > 0 else {}
         result = BatchResult(replies={k: answered[k] for k in answered})
         fresh: list[tuple[Exchange, ReplyRequest]] = []
         while any(waiting.values()):
             round_ = [reqs.pop(0) for reqs in waiting.values() if reqs]
-            for req, outcome in zip(round_, self._decode(serving, round_, history), strict=True):
+            decoded = self._decode(round_, history, model_for)
+            for req, outcome in zip(round_, decoded, strict=True):
                 if isinstance(outcome, Exception):
                     for failed in [req, *waiting[req.chat_id]]:
                         result.failed[_key(failed)] = outcome
@@ -214,32 +223,35 @@ class ReplyService:
 
     def _decode(
         self,
-        serving: LoadedModel,
         requests: list[ReplyRequest],
         history: dict[int, list[tuple[str, str]]],
+        model_for: Callable[[int], LoadedModel],
     ) -> list[Exchange | Exception]:
-        """One round: each chat's next message decoded in one engine batch and its reply
-        chosen among the n-best; the exchange to store, or the message's own error."""
+        """One round: each chat's next message decoded in one engine batch (by the model
+        that answers its chat) and its reply chosen among the n-best; the exchange to store,
+        or the message's own error."""
+        models = [model_for(req.chat_id) for req in requests]
         items = []
-        for req in requests:
+        for req, model in zip(requests, models, strict=True):
             before = [Turn(text, speaker) for speaker, text in history.get(req.chat_id, [])]
             items.append(
                 DecodeItem(
-                    encoder_input(serving.tokenizer, serving.meta, before, req.text),
-                    decode_config(req.style, serving.meta.get("decode")),
-                    serving.tokenizer.encode(req.text),
+                    encoder_input(model.tokenizer, model.meta, before, req.text),
+                    decode_config(req.style, model.meta.get("decode")),
+                    model.tokenizer.encode(req.text),
+                    model.version,
                 )
             )
         futures = self.engine.submit(items)
         outcomes: list[Exchange | Exception] = []
-        for req, item, future in zip(requests, items, futures, strict=True):
+        for req, model, item, future in zip(requests, models, items, futures, strict=True):
             error = future.exception(timeout=DECODE_TIMEOUT_S)  # a stuck engine: transient
             if error is not None:
                 log.error("chat %s: decoding failed (%s)", req.chat_id, type(error).__name__)
                 outcomes.append(error if isinstance(error, Exception) else RuntimeError(error))
                 continue
             said = history.get(req.chat_id, [])
-            outcomes.append(_exchange(req, serving, item.cfg, future.result(), said))
+            outcomes.append(_exchange(req, model, item.cfg, future.result(), said))
         return outcomes
 
     def feedback(self, req: FeedbackRequest) -> None:
@@ -294,6 +306,14 @@ def _exchange(
         language=req.language,
         sent_at=req.enqueued_at,
     )
+
+
+def in_canary(chat_id: int, share: int) -> bool:
+    """Whether the canary answers this chat: the chat's bucket (0-99, from a hash of its id:
+    the same in every worker and after every restart, so a conversation stays with one
+    version) is below the canary's share."""
+    digest = hashlib.blake2b(str(chat_id).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 100 < share
 
 
 def reply_event(req: ReplyRequest, stored: StoredReply) -> ReplyEvent:

@@ -17,7 +17,7 @@ def test_upgrade_current_downgrade(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'db.sqlite3'}"}
     up = runner.invoke(app, ["db", "upgrade"], env=env)
     assert up.exit_code == 0, up.output
-    assert "0001 (head)" in runner.invoke(app, ["db", "current"], env=env).stdout
+    assert "0002 (head)" in runner.invoke(app, ["db", "current"], env=env).stdout
     down = runner.invoke(app, ["db", "downgrade", "base"], env=env)
     assert down.exit_code == 0 and "no revision" in down.stdout
 

@@ -104,13 +104,23 @@ class Turn(Base):
 class ModelVersion(Base):
     __tablename__ = "model_versions"
     __table_args__ = (
-        CheckConstraint("status IN ('candidate', 'active', 'retired')", name="status"),
+        CheckConstraint("status IN ('candidate', 'active', 'canary', 'retired')", name="status"),
+        CheckConstraint(
+            "canary_share IS NULL OR (canary_share BETWEEN 1 AND 99)", name="canary_share"
+        ),
         Index(
             "uq_model_versions_one_active",
             "status",
             unique=True,
             sqlite_where=text("status = 'active'"),
             postgresql_where=text("status = 'active'"),
+        ),
+        Index(
+            "uq_model_versions_one_canary",
+            "status",
+            unique=True,
+            sqlite_where=text("status = 'canary'"),
+            postgresql_where=text("status = 'canary'"),
         ),
     )
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the weights
@@ -119,6 +129,8 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="candidate")
     promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # status canary: the percentage of chats it answers beside the active version
+    canary_share: Mapped[int | None] = mapped_column(Integer)
 
 
 class Generation(Base):
