@@ -3,8 +3,10 @@ runs (context from the store, batched decoding, candidate choice, storage), in-p
 no Celery, no Redis. History lives in DATABASE_URL (SQLite under var/ by default) and
 survives between runs.
 
-Interactive on a terminal (a prompt, ``/reset``, ``/quit``); otherwise one utterance per input
-line and exactly one reply per output line, nothing else on stdout.
+Interactive on a terminal (a prompt); otherwise one utterance per input line and exactly one
+reply per output line, nothing else on stdout. ``/reset`` starts a new conversation and
+``/quit`` ends, in both (piped, ``/reset`` answers with an empty line), so a script can hold
+several conversations.
 """
 
 from __future__ import annotations
@@ -113,10 +115,12 @@ def chat(
         except EOFError:
             break
         text = line.strip()
-        if interactive and text == "/quit":
+        if text == "/quit":
             break
-        if interactive and text == "/reset":
+        if text == "/reset":  # piped too: a script can hold several conversations
             conversation.reset()
+            if not interactive:
+                typer.echo("")  # keep one output line per input line
             continue
         if not text:
             if not interactive:

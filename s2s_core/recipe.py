@@ -221,6 +221,12 @@ def _trainer(
     command: str,
 ) -> Trainer:
     train_set, valid_set = datasets(data, tokenizer)
+    if len(train_set) == 0 or len(valid_set) == 0:
+        where = data.path or data.task
+        raise ValueError(
+            f"{where}: no {'training' if len(train_set) == 0 else 'validation'} pairs "
+            "(an empty export? `s2s export` prints how many it wrote)"
+        )
     log.info(
         "%d training pairs (%d target tokens), %d validation pairs, %s parameters",
         len(train_set),

@@ -202,6 +202,32 @@ def test_chat_answers_one_line_per_input_line_and_keeps_history(
     store.engine.dispose()
 
 
+def test_a_piped_script_can_reset_and_quit(trained: Path, tmp_path: Path) -> None:
+    """`/reset` in a script starts a new conversation (an empty line keeps the lines
+    aligned), `/quit` ends the script: a scripted session can hold several conversations."""
+    from worker.store import DialogueStore
+
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'chat.sqlite3'}"}
+    script = "a b c\n/reset\nd e\n/quit\nnever sent\n"
+    result = runner.invoke(app, ["chat", "--model", str(trained)], input=script, env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and lines[1] == "" and lines[0] and lines[2]
+    store = DialogueStore(env["DATABASE_URL"])
+    assert [text for _, text in store.recent_context(1, 10)][:1] == ["d e"]  # a new one
+    store.engine.dispose()
+
+
+def test_fine_tuning_on_an_empty_export_says_so(tmp_path: Path, trained: Path) -> None:
+    empty = tmp_path / "pairs.jsonl"
+    empty.write_text("")
+    args = ["train", "--out", str(tmp_path / "ft"), "--init-from", str(trained)]
+    args += ["--task", "jsonl", "--data", str(empty), "--max-steps", "5", "--no-progress"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "no training pairs" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
 def test_chat_serves_what_the_bot_serves(trained: Path, tmp_path: Path) -> None:
     """Without --model, s2s chat answers with the registry's active version (as the bot and
     the workers do), else MODEL_DIR; --model picks a folder explicitly."""
