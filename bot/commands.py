@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
@@ -90,10 +91,7 @@ class Commands:
             lines = [str(info.get("name", "Seq2Seq model")), f"version {info['version'][:12]}"]
             if info.get("test_perplexity"):
                 lines.append(f"test perplexity {info['test_perplexity']:.1f}")
-            steps = info.get("trained_steps")
-            if steps:
-                verb = "fine-tuned" if info.get("fine_tuned") else "trained"
-                lines.append(f"{verb} for {steps:,} step{'' if steps == 1 else 's'}")
+            lines += training_lines(info)
             text = "\n".join(lines)
         await say(context.bot, message, text)
 
@@ -110,3 +108,17 @@ class Commands:
         uptime = {"uptime (min)": round((time.time() - self.started) / 60, 1)}
         rows = {**uptime, **self.counters, **numbers}
         await say(context.bot, message, "\n".join(f"{k}: {v}" for k, v in rows.items()))
+
+
+def training_lines(info: dict[str, Any]) -> list[str]:
+    """How the serving model was made, in words: "fine-tuned from default on 32 pairs
+    (1 step)" or "trained for 13,560 steps"."""
+    steps, pairs = info.get("trained_steps"), info.get("train_pairs")
+    if not steps:
+        return []
+    step_words = f"{steps:,} step{'' if steps == 1 else 's'}"
+    if not info.get("fine_tuned"):
+        return [f"trained for {step_words}"]
+    origin = f" from {info['fine_tuned_from']}" if info.get("fine_tuned_from") else ""
+    on = f" on {pairs:,} pair{'' if pairs == 1 else 's'}" if pairs else ""
+    return [f"fine-tuned{origin}{on} ({step_words})"]

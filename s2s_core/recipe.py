@@ -186,7 +186,8 @@ def new_run(
         "init_from": str(init_from) if init_from else None,
     }
     (state_dir / "run.json").write_text(json.dumps(run, indent=2))
-    return _trainer(out_dir, data, model, tokenizer, train_cfg, device, command)
+    origin = str(init_from) if init_from else None
+    return _trainer(out_dir, data, model, tokenizer, train_cfg, device, command, origin)
 
 
 def resume_run(out_dir: Path, **budget: int | float | None) -> Trainer:
@@ -206,7 +207,16 @@ def resume_run(out_dir: Path, **budget: int | float | None) -> Trainer:
     train_cfg = TrainConfig(**{**run["train"], **overrides})
     tokenizer = Tokenizer.load(state_dir / "tokenizer.json")
     model = Seq2Seq(ModelConfig.from_dict(run["model"]))
-    trainer = _trainer(out_dir, data, model, tokenizer, train_cfg, run["device"], run["command"])
+    trainer = _trainer(
+        out_dir,
+        data,
+        model,
+        tokenizer,
+        train_cfg,
+        run["device"],
+        run["command"],
+        run.get("init_from"),
+    )
     trainer.resume()
     return trainer
 
@@ -219,6 +229,7 @@ def _trainer(
     train_cfg: TrainConfig,
     device: str,
     command: str,
+    init_from: str | None = None,
 ) -> Trainer:
     train_set, valid_set = datasets(data, tokenizer)
     if len(train_set) == 0 or len(valid_set) == 0:
@@ -234,7 +245,12 @@ def _trainer(
         len(valid_set),
         f"{model.num_parameters():,}",
     )
-    meta = {"data": asdict(data), "command": command}
+    meta = {
+        "data": asdict(data),
+        "command": command,
+        "init_from": init_from,  # fine-tuned from this checkpoint
+        "train_pairs": len(train_set),
+    }
     return Trainer(
         model, tokenizer, train_set, valid_set, train_cfg, out_dir, meta, resolve_device(device)
     )

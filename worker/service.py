@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from redis import Redis
@@ -65,6 +66,8 @@ def model_summary(version: str, meta: dict[str, Any]) -> dict[str, Any]:
         "valid_perplexity": (meta.get("best") or {}).get("valid_ppl"),
         "trained_steps": (meta.get("training") or {}).get("steps"),
         "fine_tuned": "--init-from" in str(meta.get("command", "")),
+        "fine_tuned_from": Path(meta["init_from"]).name if meta.get("init_from") else None,
+        "train_pairs": meta.get("train_pairs"),
     }
 
 

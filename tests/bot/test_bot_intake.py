@@ -148,8 +148,15 @@ class AboutTransport:
 def test_about_says_how_the_model_was_trained_in_good_english() -> None:
     from worker.service import model_summary
 
-    info = model_summary("f" * 64, {"training": {"steps": 1}, "command": "s2s train --init-from x"})
-    bot = FakeBot()
-    chatbot = ChatBot(BotConfig(), AboutTransport(info), MemoryState())  # type: ignore[arg-type]
-    asyncio.run(chatbot.commands.about(update(9, "/about"), SimpleNamespace(bot=bot)))  # type: ignore[arg-type]
-    assert "fine-tuned for 1 step" in bot.said[0] and "steps" not in bot.said[0]
+    def about(meta: dict[str, Any]) -> str:
+        info = model_summary("f" * 64, meta)
+        bot = FakeBot()
+        chatbot = ChatBot(BotConfig(), AboutTransport(info), MemoryState())  # type: ignore[arg-type]
+        asyncio.run(chatbot.commands.about(update(9, "/about"), SimpleNamespace(bot=bot)))  # type: ignore[arg-type]
+        return bot.said[0]
+
+    fine_tuned = {"training": {"steps": 1}, "command": "s2s train --init-from /m/default"}
+    said = about({**fine_tuned, "init_from": "/m/default", "train_pairs": 32})
+    assert "fine-tuned from default on 32 pairs (1 step)" in said
+    assert "fine-tuned (1 step)" in about(fine_tuned)  # a checkpoint from before the origin
+    assert "trained for 13,560 steps" in about({"training": {"steps": 13560}})
