@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from s2s_cli.db import database_url, run_db_action
-from s2s_cli.options import fail
-
-
-def _moment(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"{option} must be an ISO date or time (2026-11-28, 2026-11-28T12:00), got {value!r}")
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+from s2s_cli.options import fail, moment
 
 
 def export(
@@ -44,8 +33,8 @@ def export(
 
     try:
         flt = ExportFilter(
-            since=_moment(since, "--since") or EARLIEST,
-            until=_moment(until, "--until") or LATEST,
+            since=moment(since, "--since") or EARLIEST,
+            until=moment(until, "--until") or LATEST,
             targets=targets,
             context_turns=context_turns,
             part=part,

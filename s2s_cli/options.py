@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import unicodedata
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -89,3 +90,14 @@ def one_line(text: str) -> str:
 def fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
+
+
+def moment(value: str | None, option: str) -> datetime | None:
+    """An ISO date or date-time option; without a zone, UTC. A bad one is a usage error."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} must be an ISO date or time (2026-11-28, 2026-11-28T12:00), got {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from s2s_cli.db import database_url, run_db_action
-from s2s_cli.options import fail
+from s2s_cli.options import fail, moment
 
 if TYPE_CHECKING:
     from worker.store.comparison import VersionStats
@@ -149,19 +148,8 @@ def _compare(
 ) -> list[VersionStats]:
     from worker.store.comparison import compare as compare_versions
 
-    window = (_moment(since, "--since"), _moment(until, "--until"))
+    window = (moment(since, "--since"), moment(until, "--until"))
     return run_db_action(lambda: compare_versions(registry.reads, versions, *window))
-
-
-def _moment(value: str | None, option: str) -> datetime | None:
-    """An ISO date or date-time; without a zone, UTC."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"{option} {value!r}: use an ISO date or date-time, e.g. 2026-11-29T12:00")
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _number(value: float | None) -> str:

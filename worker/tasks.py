@@ -3,9 +3,11 @@ logged and dropped (acknowledged), never retried, and never take the worker down
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Collection
 from concurrent.futures import TimeoutError as DecodeTimeout
+from queue import Queue
 from typing import Any
 
 from celery import Task
@@ -88,6 +90,22 @@ class ReplyBatch(Batches):
     list (``flush_every`` of them, or what came within ``flush_interval``). Each message is
     acknowledged when the batch returns (late acknowledgement: a killed worker's batch is
     redelivered whole), except those the batch hands back, which go back to the queue."""
+
+    def Strategy(self, task: Any, app: Any, consumer: Any) -> Any:
+        """Called on every consumer (re)start. After a broker connection is lost the
+        consumer restarts with a fresh event loop: the repeating flush timer is gone, and
+        the buffered requests belong to the closed channel (kombu restores their messages
+        to the queue; they cannot be acknowledged). celery-batches keeps both, and its
+        buffer then never flushed again: a full prefetch of stale requests, no timer, no
+        new deliveries (tests/faults/test_redis_restart.py). Start clean instead."""
+        timer: Any = getattr(self, "_tref", None)
+        if timer is not None:
+            timer.cancel()
+        self._tref = None
+        self._buffer: Queue[Any] = Queue()
+        self._pending: Queue[Any] = Queue()
+        self._count = itertools.count(1)
+        return super().Strategy(task, app, consumer)
 
     def flush(self, requests: Collection[Any]) -> Any:
         batch = ([SimpleRequest.from_request(r) for r in requests],)

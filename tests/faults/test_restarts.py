@@ -9,8 +9,6 @@ test_redis_restart.py, a database outage in test_database_outage.py.)
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,36 +16,11 @@ from sqlalchemy import func, select
 
 from s2s_core import Tokenizer
 from tests.conftest import slow_checkpoint
-from tests.utils.services import PrivateRedis, wait_for, worker_process
+from tests.utils.services import wait_for, worker_process
 from tests.utils.traffic import published, send_messages
-from worker.store import DialogueStore
-from worker.store.migrate import upgrade
 from worker.store.models import Turn
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def rig(tmp_path: Path, checkpoint_dir: Path) -> Iterator[dict[str, Any]]:
-    server = PrivateRedis(aof_dir=tmp_path)
-    server.start()
-    db_url = f"sqlite:///{tmp_path / 'restarts.sqlite3'}"
-    upgrade(db_url)
-    store = DialogueStore(db_url)
-    env = {
-        "REDIS_URL": server.url,
-        "DATABASE_URL": db_url,
-        "MODEL_DIR": str(checkpoint_dir),
-        "DEVICE": "cpu",
-        "BROKER_VISIBILITY_TIMEOUT": "10",
-        "PENDING_SWEEP_AFTER_S": "20",  # a task lost with Redis is re-sent after 20 s
-        "METRICS_PORT": "0",
-    }
-    try:
-        yield {"server": server, "store": store, "env": env, "tmp": tmp_path}
-    finally:
-        store.engine.dispose()
-        server.stop()
 
 
 def burst(first_chat: int, chats: int, messages: int, tag: str) -> list[tuple[int, int, str]]:
