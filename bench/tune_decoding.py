@@ -13,9 +13,11 @@ tunes MMI reranking instead: the ``varied`` n-best of each validation context is
 once and scored once by the checkpoint's backward model; every (weight, length_bonus) of
 the grid then reorders it, the product's choice picks the reply, and a line reports the
 quality rates and response-selection relevance. The best setting (highest relevance among
-those with distinct replies >= 80% and sign-off, greeting and repetition rates <= 5%) is
-printed last; ``--write`` stores it as ``mmi`` in the checkpoint's metrics.json, where the
-worker, ``s2s chat``, ``s2s eval`` and replay read it.
+those with distinct replies >= 80%, sign-off, greeting and repetition rates <= 5%, and replies
+no longer on average than ``MAX_LENGTH_RATIO`` times the human replies to the same contexts:
+relevance rises with length, and past that the replies ramble) is printed last; ``--write``
+stores it as ``mmi`` in the checkpoint's metrics.json, where the worker, ``s2s chat``,
+``s2s eval`` and replay read it.
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ GRID: list[tuple[str, dict[str, Any]]] = [
 
 
 MMI_WEIGHTS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
-MMI_LENGTH_BONUS = (0.0, 0.02, 0.05)
+MMI_LENGTH_BONUS = (0.0, 0.01, 0.02, 0.05)
+# A reply may be this much longer, on average, than people's replies to the same contexts.
+MAX_LENGTH_RATIO = 1.25
 
 
 def tune_mmi(args: argparse.Namespace) -> None:
@@ -90,7 +94,9 @@ def tune_mmi(args: argparse.Namespace) -> None:
             row["first_replies"] = texts[:3]
             results.append(row)
             print(json.dumps(row), flush=True)
-    fit = [r for r in results if _acceptable(r)] or results
+    human_words = sum(len(ex.response.split()) for ex in examples) / len(examples)
+    print(json.dumps({"human_mean_len_words": round(human_words, 2)}))
+    fit = [r for r in results if _acceptable(r, human_words)] or results
     best = max(fit, key=lambda r: r["relevance"]["hits@1/10"])
     chosen = {"weight": best["weight"], "length_bonus": best["length_bonus"]}
     print(json.dumps({"best": chosen, "hits@1/10": best["relevance"]["hits@1/10"]}))
@@ -104,10 +110,14 @@ def tune_mmi(args: argparse.Namespace) -> None:
         path.write_text(json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False))
 
 
-def _acceptable(row: dict[str, Any]) -> bool:
-    return row["distinct_replies"] >= 0.8 and all(
-        row[k] <= 0.05
-        for k in ("sign_off_rate", "greeting_to_non_greeting_rate", "repetition_rate")
+def _acceptable(row: dict[str, Any], human_words: float) -> bool:
+    return (
+        row["distinct_replies"] >= 0.8
+        and row["mean_len_words"] <= MAX_LENGTH_RATIO * human_words
+        and all(
+            row[k] <= 0.05
+            for k in ("sign_off_rate", "greeting_to_non_greeting_rate", "repetition_rate")
+        )
     )
 
 
