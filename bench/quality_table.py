@@ -23,6 +23,7 @@ COLUMNS = [
     ("greeting to non-greeting", "greeting_to_non_greeting_rate"),
     ("repetition", "repetition_rate"),
     ("content word repeated", "content_word_repeat_rate"),
+    ("stock sentence", "stock_phrase_rate"),
     ("copy rate", "copy_rate"),
 ]
 

@@ -1,5 +1,6 @@
 """What a person notices in a reply, measured without the model: saying goodbye, greeting
-someone who did not greet, cheering at bad news, repeating a word, echoing the message.
+someone who did not greet, cheering at bad news, repeating a word, echoing the message,
+falling back on a stock sentence that answers nothing.
 
 distinct-n and BLEU stayed healthy while a quarter of the replies said goodbye; these rates
 say what a reader sees. Words are lower-cased runs of letters, digits and apostrophes.
@@ -41,6 +42,24 @@ CHEER = re.compile(
     r"|\bi love (it|that)\b|\bgood for you\b",
     re.IGNORECASE,
 )
+
+
+# The sentences this model falls back on whatever was said, found by reading its replies to
+# bench/openers.txt: they answer nothing ("I don't think I've ever heard of that one" to a
+# breakup, a joke request or "hmm"; the BYU friend and the freshman year are the corpus
+# speakers' own lives, told to anyone).
+STOCK = re.compile(
+    r"\b(i've|i have|i) (ever |never )?heard of\b"
+    r"|\bnot sure what i'?m going to do with (it|that)\b"
+    r"|\bi don'?t know what (i'?m|you'?re) saying\b"
+    r"|\bi'?m going to be a freshman\b"
+    r"|\bgo(ing)? to byu\b",
+    re.IGNORECASE,
+)
+
+
+def is_stock(text: str) -> bool:
+    return STOCK.search(text) is not None
 
 
 def is_bad_news(text: str) -> bool:
@@ -92,8 +111,9 @@ def defects(reply: str, message: str) -> list[str]:
 
 def quality_rates(replies: Sequence[str], messages: Sequence[str]) -> dict[str, float]:
     """Shares of replies that say goodbye (to a message that did not), greet a message that
-    was no greeting, or repeat a word (``has_repetition``); the mean copy rate from the
-    message; and the mean length in words."""
+    was no greeting, repeat a word (``has_repetition``), or use a stock sentence
+    (``STOCK``: measured, not yet avoided by the n-best choice); the mean copy rate from
+    the message."""
     n = max(len(replies), 1)
     pairs = list(zip(replies, messages, strict=True))
     return {
@@ -105,5 +125,6 @@ def quality_rates(replies: Sequence[str], messages: Sequence[str]) -> dict[str, 
         "cheer_to_bad_news_rate": sum(is_cheerful(r) and is_bad_news(m) for r, m in pairs) / n,
         "repetition_rate": sum(has_repetition(r) for r in replies) / n,
         "content_word_repeat_rate": sum(repeats_content_word(r) for r in replies) / n,
+        "stock_phrase_rate": sum(is_stock(r) and not is_stock(m) for r, m in pairs) / n,
         "copy_rate": sum(copy_rate(r, m) for r, m in pairs) / n,
     }

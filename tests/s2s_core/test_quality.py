@@ -10,6 +10,7 @@ from s2s_core.quality import (
     has_repetition,
     is_bad_news,
     is_cheerful,
+    is_stock,
     quality_rates,
 )
 
@@ -76,3 +77,30 @@ def test_cheering_at_bad_news_is_a_defect() -> None:
     assert defects(cheer, "I got a promotion") == []
     rates = quality_rates([cheer, cheer], ["My grandmother passed away", "I got a promotion"])
     assert rates["cheer_to_bad_news_rate"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("reply", "stock"),
+    [
+        ("I don't think I've ever heard of that one!", True),
+        ("I'm not sure if I've ever heard of that one before.", True),
+        ("I've never heard of that before!", True),
+        ("I'm not sure what I'm going to do with it.", True),
+        ("I don't know what I'm saying.", True),
+        ("I'm going to be a freshman this fall.", True),
+        ("I have a friend who is going to go to BYU.", True),
+        ("Have you ever heard of Radiohead?", False),  # a question back is an answer
+        ("I'm sorry to hear that. What happened?", False),
+        ("I love italian food! What about you?", False),
+    ],
+)
+def test_stock_sentences(reply: str, stock: bool) -> None:
+    assert is_stock(reply) is stock
+
+
+def test_the_stock_sentence_rate_counts_only_unprompted_ones() -> None:
+    rates = quality_rates(
+        ["I've never heard of that one.", "I've never heard of it either.", "Nice!"],
+        ["Tell me a joke.", "I've never heard of Lorde.", "I got a job."],
+    )
+    assert rates["stock_phrase_rate"] == pytest.approx(1 / 3)
