@@ -4,13 +4,14 @@ a backward model reranked it), that a person would accept.
 Rules, in order: a candidate must say something, must not be mostly ``<unk>`` and must not
 repeat one of the bot's recent replies in this conversation; among those, the first without
 a defect (``quality.defects``: a goodbye to a message that said none, a greeting to a
-message that was none, cheering at bad news, a repeated word; cut at ``max_len``
-mid-sentence; the bot's self-description when nobody asked) wins, else the first acceptable
-one, else a fallback. A known question about the bot (``s2s_core.persona``) gets its one
-true answer instead. When every candidate cheers at bad news (the corpus holds little
-sympathy: "My grandmother passed away" got "That's so cool! I love it"), the chosen one
-loses its cheering sentences and opens with ``SORRY``: a rule of the product, like the
-persona answers, not the model's words.
+message that was none, cheering at bad news, a repeated word, a stock sentence that answers
+nothing; cut at ``max_len`` mid-sentence; the bot's self-description when nobody asked)
+wins, else the first acceptable one, else a fallback. A known question about the bot
+(``s2s_core.persona``) gets its one true answer instead. Bad news that the chosen reply
+meets without sympathy (the corpus holds little: "My grandmother passed away" got "That's
+so cool! I love it", and then "I have a friend who is going to go to BYU") gets it: the
+reply loses its cheering and stock sentences and opens with ``SORRY``, a rule of the
+product, like the persona answers, not the model's words.
 The worker, ``s2s eval`` and replay all choose through this one function.
 """
 
@@ -24,7 +25,7 @@ from s2s_core.cleaning import sentences
 from s2s_core.decoding import Hypothesis
 from s2s_core.mmi import Reranked
 from s2s_core.persona import describes_the_bot, persona_answer
-from s2s_core.quality import defects, is_bad_news, is_cheerful
+from s2s_core.quality import defects, is_bad_news, is_cheerful, is_stock, is_sympathetic
 from s2s_core.special import EOS_ID, UNK_ID
 from s2s_core.tokenizer import Tokenizer
 
@@ -74,14 +75,18 @@ def choose(
         return Choice(answer, PERSONA, candidates)
     pick = clean if clean >= 0 and avoid_defects else acceptable
     text = texts[pick] if pick >= 0 else FALLBACK
-    if avoid_defects and is_bad_news(message) and is_cheerful(text):
+    if avoid_defects and is_bad_news(message) and not is_sympathetic(text):
         text = _sympathise(text)
     return Choice(text, pick, candidates)
 
 
 def _sympathise(text: str) -> str:
-    """``text`` without its cheering sentences, opening with ``SORRY``."""
-    kept = [s[:1].upper() + s[1:] for s in sentences(text) if not is_cheerful(s)]
+    """``text`` without its cheering and stock sentences, opening with ``SORRY``."""
+    kept = [
+        s[:1].upper() + s[1:] for s in sentences(text) if not is_cheerful(s) and not is_stock(s)
+    ]
+    if kept and len(kept[-1].split()) < 2 and kept[-1][-1] not in ".!?":
+        kept.pop()  # a word left where max_len cut the reply ("... a good person. I")
     return " ".join([SORRY, *kept])
 
 

@@ -117,8 +117,8 @@ def _decoding_table(decodings: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         "| decoding | BLEU | distinct-1 | distinct-2 | distinct replies | mean words "
         "| sign-off | greeting to non-greeting | cheer at bad news | repetition "
-        "| content word repeated | copy rate | relevance hits@1/10 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| content word repeated | stock sentence | copy rate | relevance hits@1/10 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in decodings.items():
         bleu = f"{r['bleu']:.2f}" if "bleu" in r else "–"
@@ -130,9 +130,9 @@ def _decoding_table(decodings: dict[str, dict[str, Any]]) -> list[str]:
                 f"| {r['sign_off_rate']:.1%} | {r['greeting_to_non_greeting_rate']:.1%} "
                 f"| {_share(r.get('cheer_to_bad_news_rate'))} "
                 f"| {r['repetition_rate']:.1%} | {r['content_word_repeat_rate']:.1%} "
-                f"| {r['copy_rate']:.1%} "
+                f"| {_share(r.get('stock_phrase_rate'))} | {r['copy_rate']:.1%} "
                 if "sign_off_rate" in r
-                else "| – | – | – | – | – | – "
+                else "| – | – | – | – | – | – | – "
             )
             + (f"| {hits:.1%} |" if hits is not None else "| – |")
         )
@@ -146,7 +146,9 @@ def _decoding_table(decodings: dict[str, dict[str, Any]]) -> list[str]:
         'greeting; cheer at bad news: a cheering reply ("that\'s so cool", "awesome") to '
         'bad news ("passed away", "lost my job", "lonely"); '
         "repetition: a word twice in a row or a non-function word three times; "
-        "content word repeated: a non-function word twice; copy rate: mean share of the "
+        "content word repeated: a non-function word twice; stock sentence: one of the "
+        "sentences the model falls back on whatever was said (\u201cI don't think I've ever "
+        "heard of that one\u201d); copy rate: mean share of the "
         "reply's words found in the message (s2s_core/quality.py). Relevance: response "
         "selection, the reply ranked against the replies to 9 other contexts by "
         "all-MiniLM-L6-v2 cosine to the context; 10% is chance (s2s_core/relevance.py). "

@@ -46,20 +46,30 @@ CHEER = re.compile(
 
 # The sentences this model falls back on whatever was said, found by reading its replies to
 # bench/openers.txt: they answer nothing ("I don't think I've ever heard of that one" to a
-# breakup, a joke request or "hmm"; the BYU friend and the freshman year are the corpus
-# speakers' own lives, told to anyone).
+# breakup, a joke request or "hmm"; BYU and the freshman year are the corpus speakers' own
+# lives, told to anyone).
 STOCK = re.compile(
     r"\b(i've|i have|i) (ever |never )?heard of\b"
     r"|\bnot sure what i'?m going to do with (it|that)\b"
     r"|\bi don'?t know what (i'?m|you'?re) saying\b"
     r"|\bi'?m going to be a freshman\b"
-    r"|\bgo(ing)? to byu\b",
+    r"|\bbyu\b",
     re.IGNORECASE,
 )
 
 
 def is_stock(text: str) -> bool:
     return STOCK.search(text) is not None
+
+
+SYMPATHY = re.compile(
+    r"\b(sorry|oh no|that'?s (too )?bad|that sucks|so sad|condolences|hope (you|he|she|it))\b",
+    re.IGNORECASE,
+)
+
+
+def is_sympathetic(text: str) -> bool:
+    return SYMPATHY.search(text) is not None
 
 
 def is_bad_news(text: str) -> bool:
@@ -106,14 +116,15 @@ def defects(reply: str, message: str) -> list[str]:
         found.append("cheer_to_bad_news")
     if has_repetition(reply) or repeats_content_word(reply):
         found.append("repetition")
+    if is_stock(reply) and not is_stock(message):
+        found.append("stock_sentence")
     return found
 
 
 def quality_rates(replies: Sequence[str], messages: Sequence[str]) -> dict[str, float]:
     """Shares of replies that say goodbye (to a message that did not), greet a message that
     was no greeting, repeat a word (``has_repetition``), or use a stock sentence
-    (``STOCK``: measured, not yet avoided by the n-best choice); the mean copy rate from
-    the message."""
+    (``STOCK``); the mean copy rate from the message."""
     n = max(len(replies), 1)
     pairs = list(zip(replies, messages, strict=True))
     return {

@@ -31,7 +31,7 @@ def test_choice_falls_back_when_nothing_is_usable(tiny_tokenizer: Tokenizer) -> 
 
 def test_a_greeting_to_news_is_passed_over(tiny_tokenizer: Tokenizer) -> None:
     hyps = [hyp(tiny_tokenizer, "hello there", -0.1), hyp(tiny_tokenizer, "nothing much", -0.5)]
-    choice = choose(hyps, tiny_tokenizer, "my dog is sick")
+    choice = choose(hyps, tiny_tokenizer, "I got a new job")
     assert choice.text == "nothing much" and choice.index == 1
     assert choice.candidates[0]["defects"] == ["greeting"]
     assert "defects" not in choice.candidates[1]
@@ -44,7 +44,7 @@ def test_a_greeting_answers_a_greeting(tiny_tokenizer: Tokenizer) -> None:
 
 def test_defects_are_kept_when_nothing_else_is_acceptable(tiny_tokenizer: Tokenizer) -> None:
     hyps = [hyp(tiny_tokenizer, "hello there", -0.1), Hypothesis([EOS_ID], -0.2, -0.2)]
-    choice = choose(hyps, tiny_tokenizer, "my dog is sick")
+    choice = choose(hyps, tiny_tokenizer, "I got a new job")
     assert choice.text == "hello there"
 
 
@@ -97,8 +97,23 @@ def test_without_the_rules_a_question_about_the_bot_is_decoded(
 def test_bad_news_prefers_a_candidate_that_does_not_cheer(tiny_tokenizer: Tokenizer) -> None:
     hyps = [hyp(tiny_tokenizer, "that's so cool", -0.1), hyp(tiny_tokenizer, "what happened", -0.5)]
     choice = choose(hyps, tiny_tokenizer, "my dog is sick")
-    assert choice.text == "what happened" and choice.index == 1
+    assert choice.text == f"{SORRY} What happened" and choice.index == 1
     assert choice.candidates[0]["defects"] == ["cheer_to_bad_news"]
+    kind = [hyp(tiny_tokenizer, "oh no, i'm so sorry", -0.1)]
+    assert choose(kind, tiny_tokenizer, "my dog is sick").text == "oh no, i'm so sorry"
+
+
+def test_a_stock_sentence_is_passed_over_and_cut_from_sympathy(tiny_tokenizer: Tokenizer) -> None:
+    """The sentences the model falls back on whatever was said are a defect; when bad news
+    gets sympathy, they go, with a word max_len left dangling."""
+    stock = "i don't think i've ever heard of that one"
+    hyps = [hyp(tiny_tokenizer, stock, -0.1), hyp(tiny_tokenizer, "what kind of music", -0.5)]
+    choice = choose(hyps, tiny_tokenizer, "tell me a joke")
+    assert choice.index == 1 and choice.candidates[0]["defects"] == ["stock_sentence"]
+    cut = Hypothesis(tiny_tokenizer.encode("fine thanks. " + stock + ". i"), -0.1, -0.1)
+    assert choose([cut], tiny_tokenizer, "my grandmother passed away").text == (
+        f"{SORRY} Fine thanks."
+    )
 
 
 def test_when_every_candidate_cheers_at_bad_news_the_reply_sympathises(
