@@ -186,7 +186,9 @@ def _later(
         countdown = BUSY_RETRY_S
         if error is not None:
             if retries >= MAX_RETRIES:
-                log.error("%s: gave up after %d retries (%s)", REPLY_TASK, retries, error)
+                log.error(
+                    "%s: gave up after %d retries (%s)", REPLY_TASK, retries, type(error).__name__
+                )
                 continue  # the message stays in its inbox: the sweeper sends it again
             retries += 1
             countdown = get_exponential_backoff_interval(1, retries, 30, True)
