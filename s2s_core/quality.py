@@ -31,7 +31,8 @@ FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())
 # and the cheering a chit-chat model answers everything with ("That's so cool! I love it").
 BAD_NEWS = re.compile(
     r"\b(passed away|died|dead|death|funeral|cancer|hospital|sick|ill|hurt|injur\w*|accident"
-    r"|lost my|laid off|fired|broke up|dumped|divorc\w*|failed|fail|lonely|depress\w*|sad"
+    r"|lost my|laid off|fired|broke up|broke (my|his|her)|broken|dumped|divorc\w*|failed|fail"
+    r"|lonely|depress\w*|sad"
     r"|stress\w*|anxious|anxiety|worried|worry|nervous|scared|afraid|grie\w+|miss (him|her))\b",
     re.IGNORECASE,
 )

@@ -61,6 +61,7 @@ def test_rates_are_shares_of_replies() -> None:
         ("I feel kind of lonely lately.", True),
         ("My dog is sick and I'm worried about him.", True),
         ("I failed my driving test again.", True),
+        ("I broke my wrist last year playing soccer.", True),
         ("I got a promotion at work.", False),
         ("I love watching old horror movies.", False),
         ("Do you like cooking? I made lasagna yesterday.", False),
