@@ -7,7 +7,7 @@ top replies, the first replies).
 Every setting shares the product's reply presets (worker/replies.py: max_len, min_len,
 no_repeat_ngram) and a beam of 6, so only the search differs.
 
-    python bench/tune_decoding.py MODEL_DIR --mmi [--write]
+    python bench/tune_decoding.py MODEL_DIR --mmi [--beams 12 --groups 6] [--write]
 
 tunes MMI reranking instead: the ``varied`` n-best of each validation context is decoded
 once and scored once by the checkpoint's backward model; every (weight, length_bonus) of
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from s2s_core import DecodeConfig, generate, load_checkpoint
-from s2s_core.choice import choose
+from s2s_core.choice import choose, user_turn_before
 from s2s_core.data import encode_context
 from s2s_core.decoding import word_table
 from s2s_core.evaluate import evaluate_generation, text_metrics
@@ -64,6 +64,8 @@ def tune_mmi(args: argparse.Namespace) -> None:
     data = DataConfig(**meta["data"])
     examples = load_split(data, args.split)[: args.limit]
     cfg = decode_config("varied", meta.get("decode"))
+    if args.beams:
+        cfg = replace(cfg, beam_size=args.beams, n_best=args.beams)
     if args.groups:
         cfg = replace(cfg, num_groups=args.groups)
     sources = [encode_context(tokenizer, ex.context, data.max_src_len) for ex in examples]
@@ -85,7 +87,18 @@ def tune_mmi(args: argparse.Namespace) -> None:
             for ex, candidates in zip(examples, scored, strict=True):
                 ranked = reorder(candidates, setting)
                 recent = [t.text for t in ex.context if t.speaker == "bot"]
-                texts.append(choose(ranked, tokenizer, ex.context[-1].text, recent).text)
+                before = user_turn_before([(t.speaker, t.text) for t in ex.context[:-1]])
+                message = ex.context[-1].text
+                texts.append(
+                    choose(
+                        ranked,
+                        tokenizer,
+                        message,
+                        recent,
+                        user_before=before,
+                        target_len=data.max_tgt_len,
+                    ).text
+                )
             row = {
                 "weight": weight,
                 "length_bonus": bonus,
@@ -141,6 +154,7 @@ def main() -> None:
     parser.add_argument("--mmi", action="store_true", help="tune MMI reranking instead")
     parser.add_argument("--write", action="store_true", help="--mmi: store the best setting")
     parser.add_argument("--groups", type=int, help="--mmi: Hamming groups of the n-best")
+    parser.add_argument("--beams", type=int, help="--mmi: beams (and n-best) of the n-best")
     args = parser.parse_args()
     if args.mmi:
         tune_mmi(args)

@@ -11,7 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from s2s_core.choice import choose
+from s2s_core.choice import choose, user_turn_before
 from s2s_core.corpora import Example
 from s2s_core.data import PairDataset, encode_context
 from s2s_core.decoding import DecodeConfig, generate, word_table
@@ -62,7 +62,15 @@ def reply_texts(
         for ex, candidates in zip(examples[start : start + batch_size], nbest, strict=True):
             recent_bot = [t.text for t in ex.context if t.speaker == "bot"]
             message = ex.context[-1].text
-            choice = choose(candidates, tokenizer, message, recent_bot, avoid_defects)
+            choice = choose(
+                candidates,
+                tokenizer,
+                message,
+                recent_bot,
+                avoid_defects,
+                user_before=user_turn_before([(t.speaker, t.text) for t in ex.context[:-1]]),
+                target_len=data.max_tgt_len,
+            )
             texts.append(choice.text)
     return texts
 

@@ -31,7 +31,7 @@ from s2s_contract.tasks import (
     ResetRequest,
     pending_key,
 )
-from s2s_core.choice import choose
+from s2s_core.choice import choose, user_turn_before
 from s2s_core.corpora import Turn
 from s2s_core.data import encode_context
 from s2s_core.decoding import DecodeConfig
@@ -280,7 +280,14 @@ def _exchange(
 ) -> Exchange:
     """The reply chosen among the decoded n-best, as the exchange to store."""
     recent_bot = [text for speaker, text in history if speaker == "bot"]
-    choice = choose(decoded.hypotheses, serving.tokenizer, req.text, recent_bot)
+    choice = choose(
+        decoded.hypotheses,
+        serving.tokenizer,
+        req.text,
+        recent_bot,
+        user_before=user_turn_before(history),
+        target_len=serving.meta.get("data", {}).get("max_tgt_len"),
+    )
     wait = (time.time() - req.enqueued_at) * 1000 - decoded.decode_ms if req.enqueued_at else None
     if wait is not None:
         metrics.QUEUE_WAIT.observe(max(wait, 0.0) / 1000)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from s2s_core import Hypothesis, Tokenizer
-from s2s_core.choice import FALLBACK, PERSONA, SORRY, choose
+from s2s_core.choice import FALLBACK, PERSONA, SORRY, choose, user_turn_before
 from s2s_core.mmi import Reranked
 from s2s_core.special import EOS_ID, UNK_ID
 
@@ -66,6 +66,45 @@ def test_a_reply_cut_at_max_len_is_passed_over(tiny_tokenizer: Tokenizer) -> Non
     hyps = [cut, hyp(tiny_tokenizer, "nothing much", -0.5)]
     choice = choose(hyps, tiny_tokenizer, "what is up")
     assert choice.index == 1 and choice.candidates[0]["defects"] == ["unfinished"]
+
+
+def test_a_cut_reply_loses_its_unfinished_sentence(tiny_tokenizer: Tokenizer) -> None:
+    """A third of the test replies ended mid-sentence ("... But I don't think I")."""
+    cut = Hypothesis(tiny_tokenizer.encode("fine thanks. what about you"), -0.1, -0.1)
+    choice = choose([cut, hyp(tiny_tokenizer, "nothing much", -0.5)], tiny_tokenizer, "hi")
+    assert choice.text == "fine thanks." and choice.index == 0
+    assert "defects" not in choice.candidates[0]
+    kept = choose([cut], tiny_tokenizer, "hi", avoid_defects=False)
+    assert kept.text == "fine thanks. what about you"
+
+
+def test_a_reply_stopped_where_training_targets_were_cut_is_cut(
+    tiny_tokenizer: Tokenizer,
+) -> None:
+    """Targets cut at max_tgt_len and given <eos> taught the model to stop there
+    mid-sentence; near that length a reply without a sentence end is treated as cut."""
+    text = "fine thanks. " + "so " * 40
+    tokens = [*tiny_tokenizer.encode(text)[:29], EOS_ID]
+    long_stop = Hypothesis(tokens, -0.1, -0.1)
+    assert choose([long_stop], tiny_tokenizer, "hi", target_len=32).text == "fine thanks."
+    assert choose([long_stop], tiny_tokenizer, "hi").text.startswith("fine thanks. so so")
+    short = hyp(tiny_tokenizer, "fine thanks. so", -0.1)
+    assert choose([short], tiny_tokenizer, "hi", target_len=32).text == "fine thanks. so"
+
+
+def test_cheering_is_a_defect_while_a_sad_story_goes_on(tiny_tokenizer: Tokenizer) -> None:
+    hyps = [hyp(tiny_tokenizer, "that's so cool", -0.1), hyp(tiny_tokenizer, "what happened", -0.5)]
+    message = "now i have a plate and 8 screws in my wrist"
+    assert choose(hyps, tiny_tokenizer, message).index == 0
+    story = choose(hyps, tiny_tokenizer, message, user_before="i broke my wrist")
+    assert story.text == "what happened" and story.index == 1  # no sorry: this message is none
+    assert story.candidates[0]["defects"] == ["cheer_to_bad_news"]
+
+
+def test_the_users_turn_before_a_message() -> None:
+    turns = [("user", "i broke my wrist"), ("bot", "how?"), (None, "x")]
+    assert user_turn_before(turns) == "i broke my wrist"
+    assert user_turn_before([("bot", "hi")]) == ""
 
 
 def test_a_question_about_the_bot_gets_its_one_answer(tiny_tokenizer: Tokenizer) -> None:

@@ -42,8 +42,9 @@ def test_context_is_truncated_from_the_left() -> None:
     assert context_ids([(None, [7, 8])], 10) == [7, 8]
 
 
-def test_target_ids_keep_eos_when_cut() -> None:
-    assert target_ids([7, 8, 9, 10], max_len=4) == [SOS_ID, 7, 8, EOS_ID]
+def test_a_cut_target_teaches_no_eos() -> None:
+    assert target_ids([7, 8, 9, 10], max_len=4) == [SOS_ID, 7, 8, 9]
+    assert target_ids([7, 8], max_len=4) == [SOS_ID, 7, 8, EOS_ID]
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,14 @@ from typing import Any
 import pytest
 
 from s2s_contract.tasks import ReplyEvent, ReplyRequest
+from s2s_core import Hypothesis, Tokenizer
 from s2s_core.corpora import Turn
-from worker.engine import Decoded, DecodeItem, Engine, default_source
-from worker.service import ReplyService, encoder_input
+from s2s_core.decoding import word_table
+from s2s_core.special import EOS_ID
+from tests.conftest import tiny_model
+from worker.engine import Decoded, DecodeItem, Engine, LoadedModel, default_source
+from worker.replies import decode_config
+from worker.service import ReplyService, _exchange, encoder_input
 from worker.store import DialogueStore
 
 
@@ -126,3 +131,35 @@ def test_a_message_that_cannot_be_decoded_fails_alone_with_its_chats_later_ones(
     assert [(e.chat_id, e.message_id) for e in publisher.calls[-1]] == [(8, 1)]
     with pytest.raises(ValueError, match="cannot decode"):
         service.reply(ask(7, 1, "poison"))
+
+
+def test_the_choice_sees_the_users_story_and_the_models_target_length(
+    tiny_tokenizer: Tokenizer,
+) -> None:
+    """The worker hands the choice the user's turn before the message (cheering while a
+    sad story goes on is a defect) and the checkpoint's target length (a reply that stopped
+    there mid-sentence is cut)."""
+    serving = LoadedModel(
+        "v1",
+        tiny_model(tiny_tokenizer.vocab_size),
+        tiny_tokenizer,
+        {"data": {"max_tgt_len": 32}},
+        word_table(tiny_tokenizer),
+    )
+    cheer = Hypothesis([*tiny_tokenizer.encode("that's so cool"), EOS_ID], -0.1, -0.1)
+    asks = Hypothesis([*tiny_tokenizer.encode("what happened"), EOS_ID], -0.5, -0.5)
+    story = [("user", "i broke my wrist"), ("bot", "how?")]
+    cfg = decode_config("varied")
+    exchange = _exchange(
+        ask(1, 1, "now i have a plate in it"),
+        serving,
+        cfg,
+        Decoded([cheer, asks], "v1", 1, 1.0),
+        story,
+    )
+    assert exchange.reply_text == "what happened"
+    stopped = Hypothesis(
+        [*tiny_tokenizer.encode("fine thanks. " + "so " * 40)[:29], EOS_ID], -1, -1
+    )
+    exchange = _exchange(ask(1, 2, "hi"), serving, cfg, Decoded([stopped], "v1", 1, 1.0), [])
+    assert exchange.reply_text == "fine thanks."
