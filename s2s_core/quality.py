@@ -33,6 +33,7 @@ FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())
 BAD_NEWS = re.compile(
     r"\b(passed away|died|dead|death|funeral|cancer|hospital|sick|ill|hurt|injur\w*|accident"
     r"|lost my|losing my|lose my|laid off|fired|broke up|broke (my|his|her)|broken|dumped"
+    r"|fractur\w*|sprain\w*|surgery|stitches|(a )?plate and \d+ screws|screws in my"
     r"|divorc\w*|failed|fail|lonely|depress\w*|sad|stress\w*|anxious|anxiety|worried|worry"
     r"|nervous|scared(?! of)|afraid(?! of)|grie\w+|miss (him|her))\b",
     re.IGNORECASE,
@@ -41,7 +42,7 @@ CHEER = re.compile(
     r"\b(that'?s|thats|that is|how|so|sounds) (a |so |really |very |pretty )?"
     r"(cool|awesome|great|nice|amazing|fun|exciting|good|fantastic|wonderful)\b"
     r"|\b(awesome|congrat\w*|yay|woo+|wow|lucky)\b|\boh,? (nice|cool|good)\b"
-    r"|\bi love (it|that)\b|\bgood for you\b",
+    r"|\bi love (it|that)\b|\bgood for you\b|\b(i'?m|i am) (so |really )?excited\b",
     re.IGNORECASE,
 )
 

@@ -94,7 +94,7 @@ def test_a_reply_stopped_where_training_targets_were_cut_is_cut(
 
 def test_cheering_is_a_defect_while_a_sad_story_goes_on(tiny_tokenizer: Tokenizer) -> None:
     hyps = [hyp(tiny_tokenizer, "that's so cool", -0.1), hyp(tiny_tokenizer, "what happened", -0.5)]
-    message = "now i have a plate and 8 screws in my wrist"
+    message = "it split down the middle"
     assert choose(hyps, tiny_tokenizer, message).index == 0
     story = choose(hyps, tiny_tokenizer, message, user_before="i broke my wrist")
     assert story.text == "what happened" and story.index == 1  # no sorry: this message is none

@@ -64,6 +64,8 @@ def test_rates_are_shares_of_replies() -> None:
         ("I broke my wrist last year playing soccer.", True),
         ("I'm scared, the biopsy results come tomorrow.", True),
         ("I'm scared of losing my job.", True),
+        ("It split down the middle... now i have a plate and 8 screws in my wrist", True),
+        ("I sprained my ankle and need surgery.", True),
         ("Do you like the ocean? I would be too afraid of sharks...", False),
         ("I got a promotion at work.", False),
         ("I love watching old horror movies.", False),
@@ -77,6 +79,7 @@ def test_bad_news(message: str, bad: bool) -> None:
 def test_cheering_at_bad_news_is_a_defect() -> None:
     cheer = "That's so cool! I love it."
     assert is_cheerful(cheer) and not is_cheerful("I'm sorry. What happened?")
+    assert is_cheerful("I'm sorry to hear that. I am so excited for it.")
     assert defects(cheer, "My grandmother passed away") == ["cheer_to_bad_news"]
     assert defects(cheer, "I got a promotion") == []
     rates = quality_rates([cheer, cheer], ["My grandmother passed away", "I got a promotion"])
