@@ -8,11 +8,14 @@ message that was none, cheering at bad news, a repeated word, a stock sentence t
 nothing; cut at ``max_len`` mid-sentence; the bot's self-description when nobody asked)
 wins, else the first acceptable one, else a fallback. A candidate cut mid-sentence (by
 ``max_len``, or by the model stopping where its training targets were cut) loses that
-sentence when a whole one precedes it, else it is "unfinished". A known question about the bot
-(``s2s_core.persona``) gets its one true answer instead. Bad news that the chosen reply
-meets without sympathy (the corpus holds little: "My grandmother passed away" got "That's
-so cool! I love it", and then "I have a friend who is going to go to BYU") gets it: the
-reply loses its cheering and stock sentences and opens with ``SORRY``, a rule of the
+sentence when a whole one precedes it, else it is "unfinished"; a defect-free candidate that
+lost nothing goes before one that did (the lost sentence may be what earned its MMI rank: "I
+want to learn a new language" got "That's cool. I'm a little scared of it." once its cut
+sentence about Spanish was gone, over "I would love to learn spanish"). A known question
+about the bot (``s2s_core.persona``) gets its one true answer instead. Bad news that the
+chosen reply meets without sympathy (the corpus holds little: "My grandmother passed away"
+got "That's so cool! I love it", and then "I have a friend who is going to go to BYU") gets
+it: the reply loses its cheering and stock sentences and opens with ``SORRY``, a rule of the
 product, like the persona answers, not the model's words.
 The worker, ``s2s eval`` and replay all choose through this one function.
 """
@@ -65,14 +68,15 @@ def choose(
     answer = persona_answer(message) if avoid_defects else None
     sad_story = is_bad_news(user_before)
     said = {_norm(t) for t in recent_bot}
-    texts, candidates, clean, acceptable = [], [], -1, -1
+    texts, candidates, whole, clean, acceptable = [], [], -1, -1, -1
     for i, item in enumerate(nbest):
         hyp = item.hypothesis if isinstance(item, Reranked) else item
         tokens = [t for t in hyp.tokens if t != EOS_ID]
         text = tokenizer.decode(tokens).strip()
         cut = not hyp.tokens or hyp.tokens[-1] != EOS_ID  # max_len ended it mid-sentence
         cut = cut or _stopped_at_the_cut(text, len(hyp.tokens), target_len)
-        if cut and avoid_defects:
+        trimmed = cut and avoid_defects
+        if trimmed:
             text, cut = _whole_sentences(text)
         found = defects(text, message)
         if sad_story and is_cheerful(text) and "cheer_to_bad_news" not in found:
@@ -89,9 +93,12 @@ def choose(
         acceptable = i if acceptable < 0 else acceptable
         if not found and clean < 0:
             clean = i
+        if not found and not trimmed and whole < 0:
+            whole = i
     if answer is not None:
         return Choice(answer, PERSONA, candidates)
-    pick = clean if clean >= 0 and avoid_defects else acceptable
+    pick = next((i for i in (whole, clean) if i >= 0), -1) if avoid_defects else -1
+    pick = pick if pick >= 0 else acceptable
     text = texts[pick] if pick >= 0 else FALLBACK
     if avoid_defects and is_bad_news(message) and not is_sympathetic(text):
         text = _sympathise(text)

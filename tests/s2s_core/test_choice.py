@@ -71,9 +71,12 @@ def test_a_reply_cut_at_max_len_is_passed_over(tiny_tokenizer: Tokenizer) -> Non
 def test_a_cut_reply_loses_its_unfinished_sentence(tiny_tokenizer: Tokenizer) -> None:
     """A third of the test replies ended mid-sentence ("... But I don't think I")."""
     cut = Hypothesis(tiny_tokenizer.encode("fine thanks. what about you"), -0.1, -0.1)
-    choice = choose([cut, hyp(tiny_tokenizer, "nothing much", -0.5)], tiny_tokenizer, "hi")
+    choice = choose([cut], tiny_tokenizer, "hi")
     assert choice.text == "fine thanks." and choice.index == 0
     assert "defects" not in choice.candidates[0]
+    # Its MMI rank was earned with the sentence it lost: a whole candidate goes first.
+    whole = hyp(tiny_tokenizer, "nothing much", -0.5)
+    assert choose([cut, whole], tiny_tokenizer, "hi").text == "nothing much"
     kept = choose([cut], tiny_tokenizer, "hi", avoid_defects=False)
     assert kept.text == "fine thanks. what about you"
 
