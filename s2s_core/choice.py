@@ -16,7 +16,8 @@ about the bot (``s2s_core.persona``) gets its one true answer instead. Bad news 
 chosen reply meets without sympathy (the corpus holds little: "My grandmother passed away"
 got "That's so cool! I love it", and then "I have a friend who is going to go to BYU") gets
 it: the reply loses its cheering and stock sentences and opens with ``SORRY``, a rule of the
-product, like the persona answers, not the model's words.
+product, like the persona answers, not the model's words. Any other chosen reply loses its
+stock sentences when others remain (when every candidate had one).
 The worker, ``s2s eval`` and replay all choose through this one function.
 """
 
@@ -102,6 +103,8 @@ def choose(
     text = texts[pick] if pick >= 0 else FALLBACK
     if avoid_defects and is_bad_news(message) and not is_sympathetic(text):
         text = _sympathise(text)
+    elif avoid_defects and not is_stock(message):
+        text = _without_stock(text)
     return Choice(text, pick, candidates)
 
 
@@ -132,6 +135,17 @@ def _whole_sentences(text: str) -> tuple[str, bool]:
     if len(parts) < 2:
         return text, True
     return " ".join(parts[:-1]), False
+
+
+def _without_stock(text: str) -> str:
+    """``text`` without its stock sentences when others remain: when every candidate has
+    one ("We're having a baby in the spring!" → "Oh my goodness, that's so cool! I'm going
+    to be a freshman this fall. What about you?"), the rest can still answer."""
+    parts = sentences(text)
+    kept = [s for s in parts if not is_stock(s)]
+    if not kept or len(kept) == len(parts):
+        return text
+    return " ".join(s[:1].upper() + s[1:] for s in kept)
 
 
 def _sympathise(text: str) -> str:

@@ -168,3 +168,18 @@ def test_when_every_candidate_cheers_at_bad_news_the_reply_sympathises(
     only_cheer = [hyp(tiny_tokenizer, "that's awesome!", -0.1)]
     assert choose(only_cheer, tiny_tokenizer, "my grandmother passed away").text == SORRY
     assert choose(only_cheer, tiny_tokenizer, "my dog died", avoid_defects=False).index == 0
+
+
+def test_a_stock_sentence_every_candidate_has_is_cut_when_others_remain(
+    tiny_tokenizer: Tokenizer,
+) -> None:
+    stock = "i don't think i've ever heard of that one."
+    both = hyp(tiny_tokenizer, "that's so cool. " + stock + " what about you?", -0.1)
+    assert (
+        choose([both], tiny_tokenizer, "we got a puppy").text == "That's so cool. What about you?"
+    )
+    alone = hyp(tiny_tokenizer, stock, -0.1)
+    assert choose([alone], tiny_tokenizer, "we got a puppy").text == stock
+    assert choose([both], tiny_tokenizer, "we got a puppy", avoid_defects=False).text == (
+        "that's so cool. " + stock + " what about you?"
+    )
