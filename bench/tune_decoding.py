@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from s2s_core import DecodeConfig, generate, load_checkpoint
-from s2s_core.choice import choose, user_turn_before
 from s2s_core.data import encode_context
 from s2s_core.decoding import word_table
-from s2s_core.evaluate import evaluate_generation, text_metrics
+from s2s_core.evaluate import choose_reply, evaluate_generation, text_metrics
 from s2s_core.mmi import Reranked, load_backward, mmi_rerank, reorder
 from s2s_core.recipe import DataConfig, load_split
 from worker.replies import decode_config
@@ -86,19 +85,7 @@ def tune_mmi(args: argparse.Namespace) -> None:
             texts = []
             for ex, candidates in zip(examples, scored, strict=True):
                 ranked = reorder(candidates, setting)
-                recent = [t.text for t in ex.context if t.speaker == "bot"]
-                before = user_turn_before([(t.speaker, t.text) for t in ex.context[:-1]])
-                message = ex.context[-1].text
-                texts.append(
-                    choose(
-                        ranked,
-                        tokenizer,
-                        message,
-                        recent,
-                        user_before=before,
-                        target_len=data.max_tgt_len,
-                    ).text
-                )
+                texts.append(choose_reply(ex, ranked, tokenizer, data).text)
             row = {
                 "weight": weight,
                 "length_bonus": bonus,

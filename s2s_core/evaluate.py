@@ -11,12 +11,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from s2s_core.choice import choose, user_turn_before
+from s2s_core.choice import Choice, choose, user_turn_before
 from s2s_core.corpora import Example
 from s2s_core.data import PairDataset, encode_context
-from s2s_core.decoding import DecodeConfig, generate, word_table
+from s2s_core.decoding import DecodeConfig, Hypothesis, generate, word_table
 from s2s_core.metrics import corpus_bleu, distinct_n, distinct_reply_share, perplexity
-from s2s_core.mmi import Backward, maybe_rerank
+from s2s_core.mmi import Backward, Reranked, maybe_rerank
 from s2s_core.model import Seq2Seq
 from s2s_core.quality import quality_rates
 from s2s_core.recipe import DataConfig
@@ -60,19 +60,29 @@ def reply_texts(
         decoded = generate(model, sources[start : start + batch_size], cfg, word_table(tokenizer))
         nbest, _ = maybe_rerank(backward, messages[start : start + batch_size], decoded)
         for ex, candidates in zip(examples[start : start + batch_size], nbest, strict=True):
-            recent_bot = [t.text for t in ex.context if t.speaker == "bot"]
-            message = ex.context[-1].text
-            choice = choose(
-                candidates,
-                tokenizer,
-                message,
-                recent_bot,
-                avoid_defects,
-                user_before=user_turn_before([(t.speaker, t.text) for t in ex.context[:-1]]),
-                target_len=data.max_tgt_len,
-            )
-            texts.append(choice.text)
+            texts.append(choose_reply(ex, candidates, tokenizer, data, avoid_defects).text)
     return texts
+
+
+def choose_reply(
+    example: Example,
+    candidates: Sequence[Hypothesis | Reranked],
+    tokenizer: Tokenizer,
+    data: DataConfig,
+    avoid_defects: bool = True,
+) -> Choice:
+    """The worker's choice among ``candidates`` for a logged or corpus example: its last
+    turn is the message, the turns before it the conversation the worker would have read."""
+    before = [(t.speaker, t.text) for t in example.context[:-1]]
+    return choose(
+        candidates,
+        tokenizer,
+        example.context[-1].text,
+        [t.text for t in example.context if t.speaker == "bot"],
+        avoid_defects,
+        user_before=user_turn_before(before),
+        target_len=data.max_tgt_len,
+    )
 
 
 def text_metrics(

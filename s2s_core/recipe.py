@@ -177,17 +177,17 @@ def new_run(
     state_dir = out_dir / "train_state"
     state_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save(state_dir / "tokenizer.json")
+    origin = str(init_from) if init_from else None
     run = {
         "data": asdict(data),
         "model": model.config.to_dict(),
         "train": asdict(train_cfg),
         "device": device,
         "command": command,
-        "init_from": str(init_from) if init_from else None,
+        "init_from": origin,
     }
     (state_dir / "run.json").write_text(json.dumps(run, indent=2))
-    origin = str(init_from) if init_from else None
-    return _trainer(out_dir, data, model, tokenizer, train_cfg, device, command, origin)
+    return _trainer(out_dir, data, model, tokenizer, train_cfg, device, command, run["init_from"])
 
 
 def resume_run(out_dir: Path, **budget: int | float | None) -> Trainer:
