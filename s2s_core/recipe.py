@@ -187,7 +187,7 @@ def new_run(
         "init_from": origin,
     }
     (state_dir / "run.json").write_text(json.dumps(run, indent=2))
-    return _trainer(out_dir, data, model, tokenizer, train_cfg, device, command, run["init_from"])
+    return _trainer(out_dir, data, model, tokenizer, train_cfg, device, command, origin)
 
 
 def resume_run(out_dir: Path, **budget: int | float | None) -> Trainer:
