@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from s2s_core import DecodeConfig, generate, load_checkpoint
+from s2s_core.choice import as_candidates
 from s2s_core.data import encode_context
 from s2s_core.decoding import word_table
 from s2s_core.evaluate import choose_reply, evaluate_generation, text_metrics
@@ -85,7 +86,8 @@ def tune_mmi(args: argparse.Namespace) -> None:
             texts = []
             for ex, candidates in zip(examples, scored, strict=True):
                 ranked = reorder(candidates, setting)
-                texts.append(choose_reply(ex, ranked, tokenizer, data).text)
+                pool = as_candidates(ranked, tokenizer, data.max_tgt_len)
+                texts.append(choose_reply(ex, pool).text)
             row = {
                 "weight": weight,
                 "length_bonus": bonus,

@@ -14,7 +14,16 @@ from telegram.ext import ContextTypes
 from bot.buttons import style_buttons
 from bot.config import BotConfig
 from bot.sender import say, send
-from bot.texts import DOWN, FORGET_ASK, GREETING, HELP, NOT_ANSWERED_YET, RESET_DONE, STYLE_ASK
+from bot.texts import (
+    DOWN,
+    FORGET_ASK,
+    GREETING,
+    HELP,
+    HOW_REPLIES_ARE_MADE,
+    NOT_ANSWERED_YET,
+    RESET_DONE,
+    STYLE_ASK,
+)
 from bot.transport import ChatState, Transport, TransportDown
 from s2s_contract.styles import DEFAULT_STYLE, DESCRIPTIONS
 
@@ -92,6 +101,7 @@ class Commands:
             if info.get("test_perplexity"):
                 lines.append(f"test perplexity {info['test_perplexity']:.1f}")
             lines += training_lines(info)
+            lines.append(HOW_REPLIES_ARE_MADE[bool(info.get("corpus_replies"))])
             text = "\n".join(lines)
         await say(context.bot, message, text)
 

@@ -61,3 +61,12 @@ def split_message(text: str, limit: int = MAX_TEXT) -> list[str]:
         parts.append(text[:cut].rstrip())
         text = text[cut:].lstrip()
     return [*parts, text] if text else parts
+
+
+# /about: how a reply is made, with and without the hybrid pool.
+HOW_REPLIES_ARE_MADE = {
+    True: "Each reply is either written by this model or taken from a public chat corpus "
+    "(people's replies in similar conversations): one ranker picks the best fit. "
+    "/settings → varied for the model's own words only.",
+    False: "Each reply is written by this model.",
+}

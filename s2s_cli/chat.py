@@ -46,7 +46,7 @@ class LocalChat:
                 default_source(settings.model_dir)  # raises: says what is missing where
             source = registry_source(store, settings)
             why = "the registry's active version" if active else "MODEL_DIR"
-        engine = Engine(source, device)
+        engine = Engine(source, device, corpus_cache=settings.retrieval_dir)
         self.version = engine.loaded().version  # fail now, not at the first message
         typer.echo(f"serving model {self.version[:12]} ({why})", err=True)
         self.service = ReplyService(store, engine, publisher=None)

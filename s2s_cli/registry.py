@@ -118,7 +118,8 @@ def compare(
 ) -> None:
     """Two versions on what people did with their replies: 👍 and 👎 rates with Wilson 95%
     intervals, conversations they opened, turns per conversation, the share the user
-    continued after the first reply, replies/s and latency."""
+    continued after the first reply, replies/s, latency, and the share of replies the
+    Seq2Seq wrote or took from the corpus."""
     with _registry() as registry:
         versions = [_version(registry, first), _version(registry, second)]
         stats = _compare(registry, versions, since, until)
@@ -136,11 +137,16 @@ def compare(
         ("replies/s", [_number(v.replies_per_s) for v in stats]),
         ("decode ms, median", [_number(v.decode_ms_p50) for v in stats]),
         ("queue wait ms, median", [_number(v.queue_wait_ms_p50) for v in stats]),
+        ("replies by source", [_shares(v.sources) for v in stats]),
     ]
     width = max(len(label) for label, _ in rows)
     column = max(len(cell) for _, cells in rows for cell in cells)
     for label, cells in rows:
         typer.echo("  ".join([label.ljust(width), *(cell.ljust(column) for cell in cells)]))
+
+
+def _shares(sources: dict[str, float]) -> str:
+    return ", ".join(f"{name} {share:.0%}" for name, share in sources.items()) or "-"
 
 
 def _compare(

@@ -183,7 +183,7 @@ def evaluate(
         bool, typer.Option(help="Rerank n-best lists with the checkpoint's backward model.")
     ] = True,
     relevance: Annotated[
-        bool, typer.Option(help="Response-selection relevance (needs the eval extra).")
+        bool, typer.Option(help="Response-selection relevance (all-MiniLM-L6-v2).")
     ] = True,
     avoid_defects: Annotated[
         bool,
@@ -195,12 +195,16 @@ def evaluate(
     """Perplexity and, per decoding strategy, the replies the product would send with BLEU,
     distinct-n, sign-off / greeting / repetition / copy rates and relevance, as JSON; the
     human references get the same measures."""
+    from s2s_contract.settings import Settings
+    from s2s_contract.styles import CORPUS_STYLES
     from s2s_core.checkpoint import load_checkpoint
     from s2s_core.cleaning import clean_examples
     from s2s_core.evaluate import evaluate_generation, evaluate_perplexity, text_metrics
+    from s2s_core.hybrid import load_hybrid
     from s2s_core.mmi import load_backward
+    from s2s_core.ranker import RankerUnavailable
     from s2s_core.recipe import DataConfig, load_split
-    from s2s_core.relevance import RelevanceUnavailable
+    from s2s_core.retrieval import RetrievalUnavailable
 
     try:
         net, tokenizer, meta = load_checkpoint(model, device)
@@ -209,7 +213,12 @@ def evaluate(
         names = [s.strip() for s in strategies.split(",") if s.strip()]
         configs = {n: decode_config_from_options(n, meta) for n in names if n != "ppl"}
         examples = read_messages(messages) if messages else load_split(data, split)[:limit]
-    except (ValueError, OSError, TypeError) as exc:
+        hybrid = (
+            load_hybrid(model, meta, Settings().retrieval_dir, str(next(net.parameters()).device))
+            if any(n in CORPUS_STYLES for n in configs)
+            else None
+        )
+    except (ValueError, OSError, TypeError, RankerUnavailable, RetrievalUnavailable) as exc:
         fail(str(exc))
     source = str(messages) if messages else split
     result: dict[str, Any] = {"model": str(model), "split": source, "pairs": len(examples)}
@@ -235,10 +244,11 @@ def evaluate(
                 progress=True,
                 relevance=relevance,
                 avoid_defects=avoid_defects,
+                hybrid=hybrid if name in CORPUS_STYLES else None,
             )
             if messages:
                 result[name].pop("bleu")
-    except RelevanceUnavailable as exc:
+    except RankerUnavailable as exc:
         fail(f"{exc}, or pass --no-relevance")
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if output:

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     # The Bot API base URL as python-telegram-bot's base_url takes it.
     telegram_api_url: str = "https://api.telegram.org/bot"
     model_dir: Path = Path("models/default")
+    # Where the public corpus' retrieval index is cached (built on first use, ~20 s).
+    retrieval_dir: Path = VAR_DIR / "retrieval"
     # Where the retrain task keeps its runs (exported pairs, candidates, replay reports).
     retrain_dir: Path = VAR_DIR / "retrain"
     # auto: cuda when available, else cpu.

@@ -8,15 +8,20 @@ from enum import StrEnum
 
 
 class Style(StrEnum):
+    HYBRID = "hybrid"  # the varied n-best beside corpus replies, one ranker over all
     FOCUSED = "focused"  # beam search: the most likely reply
     VARIED = "varied"  # diversity-penalized beam search, reranked by MMI
     PLAYFUL = "playful"  # sampling
 
 
-DEFAULT_STYLE = Style.VARIED
+DEFAULT_STYLE = Style.HYBRID
+# Styles whose candidates include replies people gave in the public training corpus.
+CORPUS_STYLES = frozenset({Style.HYBRID})
 DESCRIPTIONS = {
+    Style.HYBRID: "hybrid: our model's replies and people's replies from a public chat corpus, "
+    "the best fit chosen (default)",
     Style.FOCUSED: "focused: the most likely reply (beam search)",
-    Style.VARIED: "varied: diverse beam search, less generic (default)",
+    Style.VARIED: "varied: only our model's own replies (diverse beam search)",
     Style.PLAYFUL: "playful: sampled, surprising",
 }
 

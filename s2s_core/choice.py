@@ -15,16 +15,18 @@ sentence about Spanish was gone, over "I would love to learn spanish"). A known 
 about the bot (``s2s_core.persona``) gets its one true answer instead. Bad news that the
 chosen reply meets without sympathy (the corpus holds little: "My grandmother passed away"
 got "That's so cool! I love it", and then "I have a friend who is going to go to BYU") gets
-it: the reply loses its cheering and stock sentences and opens with ``SORRY``, a rule of the
-product, like the persona answers, not the model's words. Any other chosen reply loses its
-stock sentences when others remain (when every candidate had one).
+it: a defect-free candidate that shows sympathy goes first (the hybrid pool's corpus replies
+often do: "Ouch! That's too bad"), else the reply loses its cheering and stock sentences and
+opens with ``SORRY``, a rule of the product, like the persona answers, not the model's
+words. Any other chosen reply loses its stock sentences when others remain (when every
+candidate had one).
 The worker, ``s2s eval`` and replay all choose through this one function.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from s2s_core.cleaning import sentences
@@ -44,8 +46,54 @@ PERSONA = -2  # Choice.index when the persona rule answered a question about the
 @dataclass(frozen=True)
 class Choice:
     text: str
-    index: int  # position in the (reranked) n-best, -1 for the fallback, -2 (PERSONA)
-    candidates: list[dict[str, Any]]  # each: text, score, [forward, backward], [defects]
+    index: int  # position among the candidates, -1 for the fallback, -2 (PERSONA)
+    candidates: list[dict[str, Any]]  # each: text, source, score, [its parts], [defects]
+
+    @property
+    def source(self) -> str:
+        """Where the reply came from: generated, retrieved, persona or fallback."""
+        if self.index == PERSONA:
+            return "persona"
+        return str(self.candidates[self.index]["source"]) if self.index >= 0 else "fallback"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A reply the choice may send: decoded (and trimmed) from a hypothesis, or a corpus
+    reply, with the scores that ordered it."""
+
+    text: str
+    source: str = "generated"  # "generated" by the Seq2Seq, or "retrieved" from the corpus
+    scores: dict[str, float] = field(default_factory=dict)  # "score" first, then its parts
+    cut: bool = False  # ends mid-sentence (nothing whole to keep)
+    trimmed: bool = False  # lost its unfinished last sentence
+    unk_share: float = 0.0
+
+
+def as_candidates(
+    nbest: Sequence[Hypothesis | Reranked],
+    tokenizer: Tokenizer,
+    target_len: int | None = None,
+    trim: bool = True,
+) -> list[Candidate]:
+    """The n-best as texts, in its order. ``target_len`` is the length the checkpoint's
+    training targets were cut at (``DataConfig.max_tgt_len``): a model taught ``<eos>``
+    after cut targets stops near it mid-sentence ("... But I don't think I"), so a reply
+    that long without a sentence end counts as cut; with ``trim`` a cut reply keeps its
+    whole sentences when it has any."""
+    out = []
+    for item in nbest:
+        hyp = item.hypothesis if isinstance(item, Reranked) else item
+        tokens = [t for t in hyp.tokens if t != EOS_ID]
+        text = tokenizer.decode(tokens).strip()
+        cut = not hyp.tokens or hyp.tokens[-1] != EOS_ID  # max_len ended it mid-sentence
+        cut = cut or _stopped_at_the_cut(text, len(hyp.tokens), target_len)
+        trimmed = cut and trim
+        if trimmed:
+            text, cut = _whole_sentences(text)
+        unk_share = tokens.count(UNK_ID) / max(len(tokens), 1)
+        out.append(Candidate(text, "generated", _scores(item), cut, trimmed, unk_share))
+    return out
 
 
 def choose(
@@ -58,54 +106,57 @@ def choose(
     user_before: str = "",
     target_len: int | None = None,
 ) -> Choice:
+    """The choice among a decoded n-best (``as_candidates``, then ``choose_among``)."""
+    candidates = as_candidates(nbest, tokenizer, target_len, trim=avoid_defects)
+    return choose_among(candidates, message, recent_bot, avoid_defects, user_before=user_before)
+
+
+def choose_among(
+    candidates: Sequence[Candidate],
+    message: str,
+    recent_bot: Sequence[str] = (),
+    avoid_defects: bool = True,
+    *,
+    user_before: str = "",
+) -> Choice:
     """``avoid_defects=False`` keeps only the acceptability rules, without the defect and
     persona rules (for ablations: the choice as it was before them). ``user_before`` is the
     user's turn before ``message``: bad news there makes cheering a defect too, as a story
     goes on ("I broke my wrist ..." then "now i have a plate and 8 screws in my wrist" got
-    "That's so cool! I love it."). ``target_len`` is the length the checkpoint's training
-    targets were cut at (``DataConfig.max_tgt_len``): a model taught ``<eos>`` after cut
-    targets stops near it mid-sentence ("... But I don't think I"), so a reply that long
-    without a sentence end counts as cut."""
+    "That's so cool! I love it.")."""
     answer = persona_answer(message) if avoid_defects else None
     sad_story = is_bad_news(user_before)
     said = {_norm(t) for t in recent_bot}
-    texts, candidates, whole, clean, acceptable = [], [], -1, -1, -1
-    for i, item in enumerate(nbest):
-        hyp = item.hypothesis if isinstance(item, Reranked) else item
-        tokens = [t for t in hyp.tokens if t != EOS_ID]
-        text = tokenizer.decode(tokens).strip()
-        cut = not hyp.tokens or hyp.tokens[-1] != EOS_ID  # max_len ended it mid-sentence
-        cut = cut or _stopped_at_the_cut(text, len(hyp.tokens), target_len)
-        trimmed = cut and avoid_defects
-        if trimmed:
-            text, cut = _whole_sentences(text)
-        found = defects(text, message)
-        if sad_story and is_cheerful(text) and "cheer_to_bad_news" not in found:
+    bad_news = avoid_defects and is_bad_news(message)
+    records, whole, clean, acceptable, kind = [], -1, -1, -1, -1
+    for i, cand in enumerate(candidates):
+        found = defects(cand.text, message)
+        if sad_story and is_cheerful(cand.text) and "cheer_to_bad_news" not in found:
             found.append("cheer_to_bad_news")
-        if describes_the_bot(text) and answer is None:
+        if describes_the_bot(cand.text) and answer is None:
             found.append("unasked_self_description")
-        if cut:
+        if cand.cut:
             found.append("unfinished")
-        texts.append(text)
-        candidates.append(_candidate(item, text, found))
-        unk_share = tokens.count(UNK_ID) / max(len(tokens), 1)
-        if not text or unk_share > MAX_UNK_SHARE or _norm(text) in said:
+        records.append(_record(cand, found))
+        if not cand.text or cand.unk_share > MAX_UNK_SHARE or _norm(cand.text) in said:
             continue
         acceptable = i if acceptable < 0 else acceptable
         if not found and clean < 0:
             clean = i
-        if not found and not trimmed and whole < 0:
+        if not found and not cand.trimmed and whole < 0:
             whole = i
+        if bad_news and not found and kind < 0 and is_sympathetic(cand.text):
+            kind = i
     if answer is not None:
-        return Choice(answer, PERSONA, candidates)
-    pick = next((i for i in (whole, clean) if i >= 0), -1) if avoid_defects else -1
+        return Choice(answer, PERSONA, records)
+    pick = next((i for i in (kind, whole, clean) if i >= 0), -1) if avoid_defects else -1
     pick = pick if pick >= 0 else acceptable
-    text = texts[pick] if pick >= 0 else FALLBACK
-    if avoid_defects and is_bad_news(message) and not is_sympathetic(text):
+    text = candidates[pick].text if pick >= 0 else FALLBACK
+    if bad_news and not is_sympathetic(text):
         text = _sympathise(text)
     elif avoid_defects and not is_stock(message):
         text = _without_stock(text)
-    return Choice(text, pick, candidates)
+    return Choice(text, pick, records)
 
 
 def user_turn_before(earlier: Sequence[tuple[str | None, str]]) -> str:
@@ -158,16 +209,19 @@ def _sympathise(text: str) -> str:
     return " ".join([SORRY, *kept])
 
 
-def _candidate(item: Hypothesis | Reranked, text: str, found: list[str]) -> dict[str, Any]:
+def _scores(item: Hypothesis | Reranked) -> dict[str, float]:
     if isinstance(item, Reranked):
-        entry = {
-            "text": text,
+        return {
             "score": round(item.score, 4),
             "forward": round(item.forward, 4),
             "backward": round(item.backward, 4),
         }
-    else:
-        entry = {"text": text, "score": round(item.score, 4)}
+    return {"score": round(item.score, 4)}
+
+
+def _record(cand: Candidate, found: list[str]) -> dict[str, Any]:
+    """What the store logs of a candidate: its text, source, scores and defects."""
+    entry: dict[str, Any] = {"text": cand.text, "source": cand.source, **cand.scores}
     if found:
         entry["defects"] = found
     return entry

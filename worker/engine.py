@@ -34,10 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from s2s_core.checkpoint import CheckpointError, load_checkpoint, weights_digest
+from s2s_core.choice import Candidate, as_candidates
 from s2s_core.decoding import DecodeConfig, Hypothesis, WordTable, generate, word_table
 from s2s_core.device import resolve_device
+from s2s_core.hybrid import Hybrid, load_hybrid, rank_pools
 from s2s_core.mmi import Backward, MMIConfig, Reranked, load_backward, maybe_rerank
 from s2s_core.model import Seq2Seq
+from s2s_core.ranker import RankerUnavailable
+from s2s_core.retrieval import RetrievalUnavailable
 from s2s_core.tokenizer import Tokenizer
 from worker import metrics
 
@@ -59,6 +63,7 @@ class LoadedModel:
     meta: dict[str, Any]
     words: WordTable  # the tokenizer's words, for the word-repetition rule
     backward: Backward | None = None  # MMI reranking, when it ships one
+    hybrid: Hybrid | None = None  # corpus replies and the ranker, when it asks for them
 
 
 @dataclass
@@ -68,6 +73,9 @@ class Decoded:
     batch_size: int
     decode_ms: float  # generate() and MMI scoring together
     mmi: MMIConfig | None = None  # the settings that reranked ``hypotheses``, if any
+    # The hypotheses beside corpus replies, ranked (s2s_core.hybrid), when the item asked
+    # for them and the model has a hybrid pool; the choice then picks among these.
+    pool: list[Candidate] | None = None
 
 
 @dataclass
@@ -76,6 +84,7 @@ class _Request:
     cfg: DecodeConfig
     message: list[int]  # the message's own tokens, which the backward model scores
     version: str | None  # the canary's version: decoded by it; else by the active model
+    conversation: list[str] | None = None  # the turns, for corpus replies beside the n-best
     future: Future[Decoded] = field(default_factory=Future)
 
 
@@ -116,6 +125,9 @@ class DecodeItem:
     cfg: DecodeConfig
     message: list[int] | None = None
     version: str | None = None  # the canary's version id to decode with it; else the active
+    # The conversation's turns (oldest first, the message last) when the reply style wants
+    # corpus replies beside the generated ones; None: the n-best alone.
+    conversation: list[str] | None = None
 
 
 class Engine:
@@ -126,8 +138,11 @@ class Engine:
         max_batch: int = 32,
         reload_every_s: float = 2.0,
         canary_source: CanarySource | None = None,
+        corpus_cache: Path | None = None,
     ) -> None:
         self.source, self.canary_source = source, canary_source
+        # Where the public corpus' retrieval index is cached; None: no corpus replies.
+        self.corpus_cache = corpus_cache
         self.device = resolve_device(device)
         self.max_batch, self.reload_every_s = max_batch, reload_every_s
         self._queue: queue.Queue[list[_Request] | _ModelRequest | None] = queue.Queue()
@@ -156,7 +171,13 @@ class Engine:
         """Queues a batch; one future per item, in order."""
         self._ensure_thread()
         batch = [
-            _Request(i.source, i.cfg, i.message if i.message is not None else i.source, i.version)
+            _Request(
+                i.source,
+                i.cfg,
+                i.message if i.message is not None else i.source,
+                i.version,
+                i.conversation,
+            )
             for i in items
         ]
         if batch:
@@ -246,6 +267,7 @@ class Engine:
             nbest = generate(serving.model, [r.source for r in requests], cfg, serving.words)
             messages = [r.message for r in requests]
             results, mmi = maybe_rerank(serving.backward, messages, nbest)
+            pools = self._pools(serving, requests, results)
             ms = (time.perf_counter() - start) * 1000
         except Exception as exc:  # the thread lives on; only the faulty request fails
             if len(requests) > 1:
@@ -256,8 +278,27 @@ class Engine:
             return
         metrics.BATCH_SIZE.observe(len(requests))
         metrics.DECODE.observe(ms / 1000)
-        for request, hyps in zip(requests, results, strict=True):
-            request.future.set_result(Decoded(hyps, serving.version, len(requests), ms, mmi))
+        for request, hyps, pool in zip(requests, results, pools, strict=True):
+            request.future.set_result(Decoded(hyps, serving.version, len(requests), ms, mmi, pool))
+
+    @staticmethod
+    def _pools(
+        serving: LoadedModel,
+        requests: list[_Request],
+        nbest: Sequence[Sequence[Hypothesis | Reranked]],
+    ) -> list[list[Candidate] | None]:
+        """For the requests that asked for corpus replies, their n-best beside them, ranked
+        in one retrieval pass and one ranker call for the whole batch."""
+        wanted = [i for i, r in enumerate(requests) if r.conversation is not None]
+        pools: list[list[Candidate] | None] = [None] * len(requests)
+        if serving.hybrid is None or not wanted:
+            return pools
+        target_len = serving.meta.get("data", {}).get("max_tgt_len")
+        generated = [as_candidates(nbest[i], serving.tokenizer, target_len) for i in wanted]
+        turns = [requests[i].conversation or [] for i in wanted]
+        for i, pool in zip(wanted, rank_pools(serving.hybrid, turns, generated), strict=True):
+            pools[i] = pool
+        return pools
 
     def _maybe_reload(self) -> None:
         now = time.monotonic()
@@ -294,17 +335,33 @@ class Engine:
     def _load(self, version: str, path: Path) -> LoadedModel:
         model, tokenizer, meta = load_checkpoint(path, self.device)
         backward = load_backward(path, tokenizer, meta, self.device)
+        hybrid = self._hybrid(path, meta)
         metrics.MODEL_LOADED.set(1)
         log.info(
-            "serving model %s from %s on %s (%s)",
+            "serving model %s from %s on %s (%s; %s)",
             version[:12],
             path,
             self.device,
             f"MMI reranking, weight {backward.cfg.weight}" if backward else "no MMI reranking",
+            f"{hybrid.cfg.retrieved} corpus replies per message, ranked by {hybrid.ranker.name}"
+            if hybrid
+            else "no corpus replies",
         )
         if self._model is None:
             _freeze_the_heap()  # once: a replaced model's garbage must stay collectable
-        return LoadedModel(version, model, tokenizer, meta, word_table(tokenizer), backward)
+        words = word_table(tokenizer)
+        return LoadedModel(version, model, tokenizer, meta, words, backward, hybrid)
+
+    def _hybrid(self, path: Path, meta: dict[str, Any]) -> Hybrid | None:
+        """The checkpoint's hybrid pool; one the worker cannot build (the ranker or bm25s
+        not installed) is logged and the model answers with its own replies."""
+        if self.corpus_cache is None:
+            return None
+        try:
+            return load_hybrid(path, meta, self.corpus_cache, str(self.device))
+        except (RankerUnavailable, RetrievalUnavailable) as exc:
+            log.error("no corpus replies: %s", exc)
+            return None
 
 
 def _freeze_the_heap() -> None:

@@ -98,7 +98,9 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:
     # choice looks at those), the message last (the source is the last context_turns).
     logged = [Example(ex.context[-(data.context_turns + 1) :], ex.response) for ex in inputs.logged]
     start = time.perf_counter()
-    replies = reply_texts(model, tokenizer, logged, data, cfg, backward, progress=True)
+    replies = [
+        c.text for c in reply_texts(model, tokenizer, logged, data, cfg, backward, progress=True)
+    ]
     seconds = time.perf_counter() - start
     words = [r.split() for r in replies]
     result = ModelReplay(name, str(path), weights_digest(path), replies)

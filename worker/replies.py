@@ -7,17 +7,19 @@ from typing import Any
 from s2s_contract.styles import Style, parse_style
 from s2s_core.decoding import DecodeConfig
 
-# focused = beam, varied = diversity-penalized beam (the default), playful = sampling.
+# hybrid (the default) and varied = diversity-penalized beam, focused = beam, playful = sampling.
+_DIVERSE = {
+    "strategy": "beam",
+    "beam_size": 6,
+    "n_best": 6,
+    "diversity": "hamming",
+    "num_groups": 3,
+    "diversity_strength": 1.0,
+}
 STYLES: dict[Style, dict[str, Any]] = {
+    Style.HYBRID: _DIVERSE,  # the same n-best, beside corpus replies (s2s_core.hybrid)
     Style.FOCUSED: {"strategy": "beam", "beam_size": 5, "n_best": 5},
-    Style.VARIED: {
-        "strategy": "beam",
-        "beam_size": 6,
-        "n_best": 6,
-        "diversity": "hamming",
-        "num_groups": 3,
-        "diversity_strength": 1.0,
-    },
+    Style.VARIED: _DIVERSE,
     Style.PLAYFUL: {"strategy": "sample", "n_best": 4, "top_p": 0.9, "temperature": 0.9},
 }
 SHARED = {

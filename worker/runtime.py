@@ -51,6 +51,7 @@ def serving_engine(store: DialogueStore, settings: Settings) -> Engine:
         settings.device,
         settings.batch_max_size,
         canary_source=canary_source(store),
+        corpus_cache=settings.retrieval_dir,
     )
 
 

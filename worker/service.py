@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from redis import Redis
 
+from s2s_contract.styles import CORPUS_STYLES
 from s2s_contract.tasks import (
     MODEL_INFO_KEY,
     REPLIES_STREAM,
@@ -31,7 +32,7 @@ from s2s_contract.tasks import (
     ResetRequest,
     pending_key,
 )
-from s2s_core.choice import choose, user_turn_before
+from s2s_core.choice import choose, choose_among, user_turn_before
 from s2s_core.corpora import Turn
 from s2s_core.data import encode_context
 from s2s_core.decoding import DecodeConfig
@@ -68,6 +69,7 @@ def model_summary(version: str, meta: dict[str, Any]) -> dict[str, Any]:
         "fine_tuned": "--init-from" in str(meta.get("command", "")),
         "fine_tuned_from": Path(meta["init_from"]).name if meta.get("init_from") else None,
         "train_pairs": meta.get("train_pairs"),
+        "corpus_replies": bool(meta.get("hybrid")),
     }
 
 
@@ -243,6 +245,9 @@ class ReplyService:
                     decode_config(req.style, model.meta.get("decode")),
                     model.tokenizer.encode(req.text),
                     model.version,
+                    [text for _, text in history.get(req.chat_id, [])] + [req.text]
+                    if req.style in CORPUS_STYLES
+                    else None,
                 )
             )
         futures = self.engine.submit(items)
@@ -280,14 +285,19 @@ def _exchange(
 ) -> Exchange:
     """The reply chosen among the decoded n-best, as the exchange to store."""
     recent_bot = [text for speaker, text in history if speaker == "bot"]
-    choice = choose(
-        decoded.hypotheses,
-        serving.tokenizer,
-        req.text,
-        recent_bot,
-        user_before=user_turn_before(history),
-        target_len=serving.meta.get("data", {}).get("max_tgt_len"),
-    )
+    if decoded.pool is not None:
+        choice = choose_among(
+            decoded.pool, req.text, recent_bot, user_before=user_turn_before(history)
+        )
+    else:
+        choice = choose(
+            decoded.hypotheses,
+            serving.tokenizer,
+            req.text,
+            recent_bot,
+            user_before=user_turn_before(history),
+            target_len=serving.meta.get("data", {}).get("max_tgt_len"),
+        )
     wait = (time.time() - req.enqueued_at) * 1000 - decoded.decode_ms if req.enqueued_at else None
     if wait is not None:
         metrics.QUEUE_WAIT.observe(max(wait, 0.0) / 1000)
@@ -296,7 +306,9 @@ def _exchange(
         decoding={
             **cfg.to_dict(),
             "chosen": choice.index,
+            "source": choice.source,
             **({"mmi": asdict(decoded.mmi)} if decoded.mmi else {}),
+            **({"hybrid": _hybrid_settings(serving)} if decoded.pool is not None else {}),
         },
         candidates=choice.candidates,
         queue_wait_ms=wait,
@@ -316,6 +328,11 @@ def _exchange(
         language=req.language,
         sent_at=req.enqueued_at,
     )
+
+
+def _hybrid_settings(serving: LoadedModel) -> dict[str, Any]:
+    hybrid = serving.hybrid
+    return {**asdict(hybrid.cfg), "ranker": hybrid.ranker.name} if hybrid else {}
 
 
 def in_canary(chat_id: int, share: int) -> bool:

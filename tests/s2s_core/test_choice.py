@@ -57,7 +57,13 @@ def test_reranked_candidates_carry_both_scores(tiny_tokenizer: Tokenizer) -> Non
     h = hyp(tiny_tokenizer, "fine thanks", -0.4)
     choice = choose([Reranked(h, -0.13, -2.5, -1.3)], tiny_tokenizer, "how are you")
     assert choice.candidates == [
-        {"text": "fine thanks", "score": -1.3, "forward": -0.13, "backward": -2.5}
+        {
+            "text": "fine thanks",
+            "source": "generated",
+            "score": -1.3,
+            "forward": -0.13,
+            "backward": -2.5,
+        }
     ]
 
 

@@ -67,6 +67,9 @@ class VersionStats:
     replies_per_s: float | None  # its replies over the span from its first to its last
     decode_ms_p50: float | None
     queue_wait_ms_p50: float | None
+    # The share of its replies by where they came from (generated, retrieved, persona,
+    # fallback); replies stored before sources were recorded count as generated.
+    sources: dict[str, float]
 
     def as_dict(self) -> dict[str, Any]:
         rates = {
@@ -87,6 +90,7 @@ class VersionStats:
                 "replies_per_s",
                 "decode_ms_p50",
                 "queue_wait_ms_p50",
+                "sources",
             )
         }
         return {**plain, **rates}
@@ -108,6 +112,7 @@ def compare(
                 Turn.created_at,
                 Generation.decode_ms,
                 Generation.queue_wait_ms,
+                Generation.decoding["source"].as_string().label("source"),
             )
             .join(Turn, Turn.id == Generation.turn_id)
             .where(Generation.model_version.in_(list(versions)))
@@ -181,7 +186,16 @@ def _stats(
         replies_per_s=len(replies) / span if span > 0 else None,
         decode_ms_p50=_median([r.decode_ms for r in replies]),
         queue_wait_ms_p50=_median([r.queue_wait_ms for r in replies]),
+        sources=source_shares([r.source or "generated" for r in replies]),
     )
+
+
+def source_shares(sources: Sequence[str]) -> dict[str, float]:
+    """The share of each source among ``sources``, sorted by name."""
+    counts: dict[str, int] = {}
+    for source in sources:
+        counts[source] = counts.get(source, 0) + 1
+    return {k: counts[k] / len(sources) for k in sorted(counts)}
 
 
 def _median(values: list[float | None]) -> float | None:

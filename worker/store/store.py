@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -229,13 +229,24 @@ class DialogueStore:
                 .join(Feedback, Feedback.turn_id == Generation.turn_id)
                 .group_by(Generation.model_version)
             ).all()
+            source = Generation.decoding["source"].as_string()
+            per_source = s.execute(select(source, func.count()).group_by(source)).all()
         return {
             "messages_per_day": [{"day": str(d), "messages": n} for d, n in per_day],
             "feedback_by_model": [
                 {"model_version": m, "votes": n, "positive_ratio": (p or 0) / n}
                 for m, p, n in per_model
             ],
+            # Replies stored before sources were recorded were all generated.
+            "replies_by_source": _merged_counts((src or "generated", n) for src, n in per_source),
         }
+
+
+def _merged_counts(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for key, n in pairs:
+        counts[key] = counts.get(key, 0) + n
+    return dict(sorted(counts.items()))
 
 
 # The lookups' statements are built once per shape (how many chats or messages) with bound

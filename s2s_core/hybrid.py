@@ -1,0 +1,203 @@
+"""The hybrid reply pool: the Seq2Seq's n-best beside replies people gave in the public
+corpus to conversations like this one, one ranker over all of them.
+
+A 12M-parameter Seq2Seq trained on 120k chit-chat pairs writes fluent but mostly generic
+replies, and no decoding setting changed that; a human reply from a similar conversation is
+often the better answer. So every message gets both: its decoded n-best (MMI-reranked) and
+``retrieved`` corpus replies (``s2s_core.retrieval``). Every candidate gets one score:
+
+    score = cosine(conversation, reply)                    (the ranker, s2s_core.ranker)
+          + forward_weight  * log p(reply | conversation) / |reply|     (the Seq2Seq)
+          + backward_weight * log p(message | reply) / |message|        (its backward model)
+
+the last two being MMI's terms, known from decoding for a generated reply and computed by
+teacher forcing for a corpus one. The candidates are ordered by it, and the n-best choice
+(``s2s_core.choice``) takes the first one a person would accept. Every
+candidate keeps its source, so what people get can be counted by where it came from
+(Song et al. 2018, "An Ensemble of Retrieval- and Generation-Based Dialog Systems").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from s2s_core.checkpoint import CheckpointError
+from s2s_core.choice import Candidate
+from s2s_core.data import target_ids
+from s2s_core.mmi import Backward, backward_scores, mean_log_probs
+from s2s_core.model import Seq2Seq
+from s2s_core.ranker import Ranker, conversation_text
+from s2s_core.retrieval import CorpusIndex
+from s2s_core.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    retrieved: int = 20  # corpus replies per conversation beside the generated ones
+    forward_weight: float = 0.0  # weight of the Seq2Seq's log p(reply | conversation)
+    backward_weight: float = 0.0  # weight of the backward model's log p(message | reply)
+
+    def __post_init__(self) -> None:
+        if self.retrieved < 0:
+            raise ValueError(f"HybridConfig.retrieved must be >= 0, got {self.retrieved}")
+        for name in ("forward_weight", "backward_weight"):
+            if not 0.0 <= getattr(self, name) <= 10.0:
+                raise ValueError(f"HybridConfig.{name} must be in [0, 10]")
+
+
+@dataclass(frozen=True)
+class Seq2SeqScorer:
+    """The Seq2Seq's view of any reply, MMI's two terms: how likely the model finds the
+    reply after the conversation, and (with a backward model) how likely the backward
+    model finds the message after the reply."""
+
+    model: Seq2Seq
+    tokenizer: Tokenizer
+    backward: Backward | None
+    max_tgt_len: int
+
+    def scores(
+        self, sources: Sequence[list[int]], messages: Sequence[str], replies: Sequence[str]
+    ) -> tuple[list[float], list[float]]:
+        """(forward, backward) mean log-probabilities of each reply ``i`` after encoder
+        input ``sources[i]`` and of ``messages[i]`` after it; backward all 0 without a
+        backward model. Each is one teacher-forced pass over all pairs."""
+        tokens = [self.tokenizer.encode(r) for r in replies]
+        targets = [target_ids(t, self.max_tgt_len) for t in tokens]
+        forward = mean_log_probs(self.model, sources, targets)
+        if self.backward is None:
+            return forward, [0.0] * len(replies)
+        asked = [self.tokenizer.encode(m) for m in messages]
+        return forward, backward_scores(self.backward, list(zip(tokens, asked, strict=True)))
+
+
+@dataclass(frozen=True)
+class Hybrid:
+    """What the hybrid pool needs: the corpus index, the ranker and the settings."""
+
+    index: CorpusIndex
+    ranker: Ranker
+    cfg: HybridConfig = HybridConfig()
+
+
+def rank_pools(
+    hybrid: Hybrid,
+    conversations: Sequence[Sequence[str]],
+    generated: Sequence[Sequence[Candidate]],
+    seq2seq: Seq2SeqScorer | None = None,
+    sources: Sequence[list[int]] = (),
+) -> list[list[Candidate]]:
+    """Each conversation's generated candidates and its retrieved corpus replies, ordered by
+    the one score of the module docstring, best first, for a whole batch at once (one
+    retrieval pass, one encoder call, one teacher-forced pass per Seq2Seq term).
+    ``conversations[i]`` holds the turns of conversation ``i``, oldest first, the message
+    last, and ``sources[i]`` its encoder input (needed with ``seq2seq``); a corpus reply
+    that repeats a generated one is dropped."""
+    if len(conversations) != len(generated):
+        raise ValueError(f"{len(conversations)} conversations for {len(generated)} n-best lists")
+    cfg = hybrid.cfg
+    found = hybrid.index.search(conversations, cfg.retrieved) if cfg.retrieved else []
+    pools = []
+    for i, own in enumerate(generated):
+        texts = {_key(c.text) for c in own}
+        corpus = [
+            Candidate(r.text, "retrieved", {"bm25": round(r.score, 3)})
+            for r in (found[i] if found else [])
+            if _key(r.text) not in texts
+        ]
+        pools.append([*own, *corpus])
+    queries = [conversation_text(turns) for turns in conversations]
+    cosines = hybrid.ranker.scores(queries, [[c.text for c in pool] for pool in pools])
+    terms = _seq2seq_terms(cfg, pools, conversations, seq2seq, sources)
+    return [
+        _ordered(cfg, pool, pool_cosines, pool_terms)
+        for pool, pool_cosines, pool_terms in zip(pools, cosines, terms, strict=True)
+    ]
+
+
+def _seq2seq_terms(
+    cfg: HybridConfig,
+    pools: list[list[Candidate]],
+    conversations: Sequence[Sequence[str]],
+    seq2seq: Seq2SeqScorer | None,
+    sources: Sequence[list[int]],
+) -> list[list[tuple[float, float]]]:
+    """(forward, backward) for every candidate: a generated one's from decoding and MMI, a
+    corpus one's by teacher forcing; zeros when neither term weighs anything."""
+    terms = [[(0.0, 0.0)] * len(pool) for pool in pools]
+    if seq2seq is None or (cfg.forward_weight == 0 and cfg.backward_weight == 0):
+        return terms
+    todo = [
+        (i, j)
+        for i, pool in enumerate(pools)
+        for j, c in enumerate(pool)
+        if c.source != "generated"
+    ]
+    forward, backward = seq2seq.scores(
+        [sources[i] for i, _ in todo],
+        [conversations[i][-1] for i, _ in todo],
+        [pools[i][j].text for i, j in todo],
+    )
+    for (i, j), f, b in zip(todo, forward, backward, strict=True):
+        terms[i][j] = (f, b)
+    for i, pool in enumerate(pools):
+        for j, c in enumerate(pool):
+            if c.source == "generated":
+                # Decoded without MMI, the decoder's score is the forward mean already
+                # (length penalty 1, the product's setting).
+                terms[i][j] = (
+                    c.scores.get("forward", c.scores.get("score", 0.0)),
+                    c.scores.get("backward", 0.0),
+                )
+    return terms
+
+
+def _ordered(
+    cfg: HybridConfig,
+    pool: list[Candidate],
+    cosines: list[float],
+    terms: list[tuple[float, float]],
+) -> list[Candidate]:
+    """The pool best first by the one score, which becomes each candidate's ``score``
+    beside its parts (a generated one keeps its decoding score as ``decoder``)."""
+    rescored = []
+    for cand, cosine, (forward, backward) in zip(pool, cosines, terms, strict=True):
+        parts = {k: v for k, v in cand.scores.items() if k != "score"}
+        if cand.source == "generated" and "score" in cand.scores:
+            parts["decoder"] = cand.scores["score"]
+        parts["ranker"] = round(cosine, 4)
+        score = cosine + cfg.forward_weight * forward + cfg.backward_weight * backward
+        if cfg.forward_weight or cfg.backward_weight:
+            parts |= {"forward": round(forward, 4), "backward": round(backward, 4)}
+        rescored.append(replace(cand, scores={"score": round(score, 4), **parts}))
+    return sorted(rescored, key=lambda c: -c.scores["score"])
+
+
+def _key(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+NOTES = frozenset({"tuned_on"})  # what metrics.json ``hybrid`` may say besides the settings
+
+
+def load_hybrid(
+    checkpoint: str | Path, meta: dict[str, Any], cache_dir: str | Path, device: str = "cpu"
+) -> Hybrid | None:
+    """The hybrid pool a checkpoint asks for in its metrics.json (``"hybrid":
+    {"retrieved": 20}``), else None: a model of another corpus (a translation task, a
+    test's toy) must not be handed chit-chat replies. The public corpus' index is cached
+    under ``cache_dir`` (built on first use from the split the checkpoint names); the
+    ranker is the one the checkpoint carries, else the packaged MiniLM."""
+    settings = meta.get("hybrid")
+    if settings is None:
+        return None
+    try:
+        cfg = HybridConfig(**{k: v for k, v in settings.items() if k not in NOTES})
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {checkpoint}: bad hybrid settings ({exc})") from None
+    seed = int(meta.get("data", {}).get("split_seed", 13))
+    index = CorpusIndex.cached(cache_dir, split_seed=seed)
+    return Hybrid(index, Ranker.for_checkpoint(checkpoint, device), cfg)

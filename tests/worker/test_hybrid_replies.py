@@ -1,0 +1,87 @@
+"""The default style in the worker: the n-best beside corpus replies under one ranker, each
+candidate's source stored; never another user's words among the candidates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from s2s_contract.styles import Style
+from s2s_contract.tasks import ReplyRequest
+from s2s_core import Tokenizer, save_checkpoint
+from tests.conftest import tiny_model
+from tests.worker.test_reply_batch import RecordingPublisher
+from worker.engine import Engine, default_source
+from worker.service import ReplyService
+from worker.store import DialogueStore
+from worker.store.models import Generation
+
+pytestmark = pytest.mark.slow  # the corpus index (~20 s once per session) and the ranker
+
+
+@pytest.fixture(scope="session")
+def corpus_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("retrieval")
+
+
+@pytest.fixture
+def service(
+    store: DialogueStore, tmp_path: Path, tiny_tokenizer: Tokenizer, corpus_cache: Path
+) -> Iterator[ReplyService]:
+    meta = {"data": {"max_src_len": 32, "max_tgt_len": 16}, "hybrid": {"retrieved": 8}}
+    ckpt = save_checkpoint(
+        tmp_path / "hybrid", tiny_model(tiny_tokenizer.vocab_size), tiny_tokenizer, meta
+    )
+    engine = Engine(default_source(ckpt), "cpu", corpus_cache=corpus_cache)
+    yield ReplyService(store, engine, RecordingPublisher())
+    engine.close()
+
+
+def ask(chat: int, message: int, text: str, style: Style = Style.HYBRID) -> ReplyRequest:
+    return ReplyRequest(chat_id=chat, user_id=chat, message_id=message, text=text, style=style)
+
+
+def generations(store: DialogueStore) -> list[Generation]:
+    with store.reads() as s:
+        return list(s.scalars(select(Generation).order_by(Generation.id)))
+
+
+def test_the_default_style_ranks_corpus_replies_beside_the_generated_ones(
+    service: ReplyService, store: DialogueStore
+) -> None:
+    assert ReplyRequest(chat_id=1, user_id=1, message_id=1, text="x").style == Style.HYBRID
+    service.reply_batch([ask(1, 1, "I just adopted a kitten!"), ask(2, 1, "what is up")])
+    for generation in generations(store):
+        sources = [c["source"] for c in generation.candidates]
+        assert "retrieved" in sources and "generated" in sources
+        scores = [c["score"] for c in generation.candidates]
+        assert scores == sorted(scores, reverse=True)  # the ranker's order
+        chosen = generation.decoding["chosen"]
+        assert generation.decoding["source"] == generation.candidates[chosen]["source"]
+        assert generation.decoding["hybrid"]["ranker"] == "all-MiniLM-L6-v2"
+
+
+def test_a_pure_seq2seq_style_gets_no_corpus_replies(
+    service: ReplyService, store: DialogueStore
+) -> None:
+    service.reply(ask(1, 1, "I just adopted a kitten!", Style.VARIED))
+    (generation,) = generations(store)
+    assert {c["source"] for c in generation.candidates} == {"generated"}
+    assert generation.decoding["source"] == "generated" and "hybrid" not in generation.decoding
+
+
+def test_another_users_words_never_become_a_candidate(
+    service: ReplyService, store: DialogueStore
+) -> None:
+    """A logged conversation whose words match the next message best is not retrievable:
+    only the public corpus is indexed."""
+    secret = "my grandmother's zucchini lasagna recipe uses nutmeg and ricotta"
+    service.reply(ask(7, 1, secret))
+    service.reply(ask(8, 1, "what goes in a zucchini lasagna with nutmeg and ricotta?"))
+    later = generations(store)[-1]
+    texts = [c["text"].lower() for c in later.candidates]
+    assert sum(c["source"] == "retrieved" for c in later.candidates) >= 1
+    assert not any("grandmother" in t or "zucchini lasagna recipe" in t for t in texts)
