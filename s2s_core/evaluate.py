@@ -15,7 +15,7 @@ from s2s_core.choice import Candidate, Choice, as_candidates, choose_among, user
 from s2s_core.corpora import Example
 from s2s_core.data import PairDataset, encode_context
 from s2s_core.decoding import DecodeConfig, generate, word_table
-from s2s_core.hybrid import Hybrid, rank_pools
+from s2s_core.hybrid import Hybrid, Seq2SeqScorer, rank_pools
 from s2s_core.metrics import corpus_bleu, distinct_n, distinct_reply_share, perplexity
 from s2s_core.mmi import Backward, maybe_rerank
 from s2s_core.model import Seq2Seq
@@ -68,7 +68,8 @@ def reply_texts(
         ]
         if hybrid is not None:
             turns = [[t.text for t in ex.context[-window:]] for ex in batch]
-            pools = rank_pools(hybrid, turns, pools)
+            scorer = Seq2SeqScorer(model, tokenizer, backward, data.max_tgt_len)
+            pools = rank_pools(hybrid, turns, pools, scorer, sources[start : start + batch_size])
         choices += [
             choose_reply(ex, pool, avoid_defects) for ex, pool in zip(batch, pools, strict=True)
         ]

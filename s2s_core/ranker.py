@@ -162,10 +162,10 @@ def _in_batch_loss(model: Any, batch: Sequence[tuple[str, str]], scale: float) -
         @ (torch.nn.functional.normalize(replies, dim=-1).T)
     )  # sims: [batch, batch]
     texts = [r.lower().strip() for _, r in batch]
-    same = torch.tensor([[a == b for b in texts] for a in texts])
+    same = torch.tensor([[a == b for b in texts] for a in texts], device=sims.device)
     same.fill_diagonal_(False)
     sims = sims.masked_fill(same, float("-inf"))
-    return torch.nn.functional.cross_entropy(sims, torch.arange(len(batch)))
+    return torch.nn.functional.cross_entropy(sims, torch.arange(len(batch), device=sims.device))
 
 
 def _steps_done(folder: Path) -> int:

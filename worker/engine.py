@@ -37,7 +37,7 @@ from s2s_core.checkpoint import CheckpointError, load_checkpoint, weights_digest
 from s2s_core.choice import Candidate, as_candidates
 from s2s_core.decoding import DecodeConfig, Hypothesis, WordTable, generate, word_table
 from s2s_core.device import resolve_device
-from s2s_core.hybrid import Hybrid, load_hybrid, rank_pools
+from s2s_core.hybrid import Hybrid, Seq2SeqScorer, load_hybrid, rank_pools
 from s2s_core.mmi import Backward, MMIConfig, Reranked, load_backward, maybe_rerank
 from s2s_core.model import Seq2Seq
 from s2s_core.ranker import RankerUnavailable
@@ -296,7 +296,12 @@ class Engine:
         target_len = serving.meta.get("data", {}).get("max_tgt_len")
         generated = [as_candidates(nbest[i], serving.tokenizer, target_len) for i in wanted]
         turns = [requests[i].conversation or [] for i in wanted]
-        for i, pool in zip(wanted, rank_pools(serving.hybrid, turns, generated), strict=True):
+        scorer = Seq2SeqScorer(
+            serving.model, serving.tokenizer, serving.backward, int(target_len or 32)
+        )
+        sources = [requests[i].source for i in wanted]
+        ranked = rank_pools(serving.hybrid, turns, generated, scorer, sources)
+        for i, pool in zip(wanted, ranked, strict=True):
             pools[i] = pool
         return pools
 

@@ -1,0 +1,63 @@
+"""``s2s train-ranker``: fine-tune the hybrid pool's ranker for response selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from s2s_cli.options import Device, fail
+
+
+def train_ranker(
+    out: Annotated[
+        Path, typer.Option(help="Folder of the fine-tuned ranker (resumed if it holds one).")
+    ],
+    steps: Annotated[
+        int, typer.Option(min=1, help="Optimizer steps in all (a resumed run goes on to this).")
+    ] = 1000,
+    batch_size: Annotated[
+        int,
+        typer.Option(min=2, help="Pairs per step; the other replies of a batch are its negatives."),
+    ] = 64,
+    lr: Annotated[
+        float, typer.Option(min=0.0, help="Peak learning rate (AdamW, 100 warm-up steps).")
+    ] = 2e-5,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads.")] = None,
+    device: Device = "auto",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Fine-tunes all-MiniLM-L6-v2 on the cleaned Chit-Chat training split (each
+    conversation's last two turns against the reply people gave, the batch's other replies
+    as negatives) and saves it to --out every 100 steps; copy the folder into a checkpoint
+    as ranker/ to rank its hybrid pool with it."""
+    import torch
+
+    from s2s_core.device import resolve_device
+    from s2s_core.ranker import Ranker, RankerUnavailable, conversation_text, fine_tune
+    from s2s_core.retrieval import corpus_pairs
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        ranker = Ranker.load(
+            out if (out / "progress.txt").is_file() else None, str(resolve_device(device))
+        )
+    except RankerUnavailable as exc:
+        fail(str(exc))
+    pairs = [
+        (conversation_text([t.text for t in ex.context]), ex.response) for ex in corpus_pairs()
+    ]
+    typer.echo(f"{len(pairs):,} training pairs; saving to {out}", err=True)
+    fine_tune(
+        ranker,
+        pairs,
+        out,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        save_every=100,
+        progress=progress,
+    )
+    typer.echo(str(out))
