@@ -9,7 +9,7 @@ from s2s_cli.bot_command import bot
 from s2s_cli.db import db_app
 from s2s_cli.export_command import export
 from s2s_cli.logs import setup_logging
-from s2s_cli.ranker_command import train_ranker
+from s2s_cli.ranker_command import build_index, train_ranker
 from s2s_cli.registry import models_app
 from s2s_cli.replay_command import replay, retrain
 from s2s_cli.worker_command import worker
@@ -31,6 +31,7 @@ app.command("replay")(replay)
 app.command("retrain")(retrain)
 app.add_typer(train_eval.bench_app, name="bench")
 app.add_typer(db_app, name="db")
+models_app.command("index")(build_index)
 app.add_typer(models_app, name="models")
 
 

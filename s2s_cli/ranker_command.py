@@ -61,3 +61,36 @@ def train_ranker(
         progress=progress,
     )
     typer.echo(str(out))
+
+
+def build_index(
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Checkpoint whose ranker ranks the corpus (default: MODEL_DIR)."),
+    ] = None,
+    device: Device = "auto",
+) -> None:
+    """Builds, once, what the hybrid reply style needs beside a checkpoint: the public
+    corpus' search index and its ranker's vectors of every corpus reply (~8 minutes on two
+    CPU cores), cached under var/retrieval/. Workers and `s2s chat` read them at start;
+    without the vectors each retrieved reply is encoded as it is ranked (slower)."""
+    from s2s_contract.settings import Settings
+    from s2s_core.device import resolve_device
+    from s2s_core.hybrid import build_vectors, cached_vectors
+    from s2s_core.ranker import Ranker, RankerUnavailable
+    from s2s_core.retrieval import CorpusIndex, RetrievalUnavailable
+
+    settings = Settings()
+    checkpoint = model or settings.model_dir
+    if not checkpoint.is_dir():
+        fail(f"checkpoint {checkpoint}: not a directory")
+    try:
+        index = CorpusIndex.cached(settings.retrieval_dir)
+        ranker = Ranker.for_checkpoint(checkpoint, str(resolve_device(device)))
+    except (RankerUnavailable, RetrievalUnavailable) as exc:
+        fail(str(exc))
+    if cached_vectors(index, ranker) is None:
+        build_vectors(index, ranker)
+    typer.echo(
+        f"{len(index):,} corpus replies indexed and embedded by {ranker.name} in {index.folder}"
+    )

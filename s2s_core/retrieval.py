@@ -50,6 +50,7 @@ class RetrievalUnavailable(RuntimeError):
 class Retrieved:
     text: str  # the corpus reply
     score: float  # BM25 of the conversation against the pair's turns (see the module)
+    row: int  # its position in the index (CorpusIndex.replies)
 
 
 def corpus_pairs(split_seed: int = 13, context_turns: int = 3) -> list[Example]:
@@ -86,9 +87,16 @@ def _tokenize(texts: Sequence[str], ids: bool) -> Any:
 class CorpusIndex:
     """BM25 over the corpus pairs' messages and the turns before them."""
 
-    def __init__(self, replies: list[str], message_index: object, before_index: object) -> None:
+    def __init__(
+        self,
+        replies: list[str],
+        message_index: object,
+        before_index: object,
+        folder: Path | None = None,
+    ) -> None:
         self.replies = replies
         self._message, self._before = message_index, before_index
+        self.folder = folder  # where it is cached (what is computed from it may go there too)
 
     @classmethod
     def build(cls, pairs: Sequence[Example]) -> CorpusIndex:
@@ -105,7 +113,7 @@ class CorpusIndex:
     def cached(cls, cache_dir: str | Path, split_seed: int = 13) -> CorpusIndex:
         """The index of the public corpus, from ``cache_dir`` when it was built there
         before from the same corpus and format, else built and saved there."""
-        folder = Path(cache_dir) / _cache_key(split_seed)
+        folder = cache_folder(cache_dir, split_seed)
         if (folder / "replies.json").is_file():
             try:
                 return cls.load(folder)
@@ -122,6 +130,7 @@ class CorpusIndex:
         except OSError:
             shutil.rmtree(aside, ignore_errors=True)
         log.info("built the retrieval index in %.1f s (%s)", time.monotonic() - start, folder)
+        index.folder = folder
         return index
 
     def save(self, folder: str | Path) -> None:
@@ -138,11 +147,11 @@ class CorpusIndex:
     def load(cls, folder: str | Path) -> CorpusIndex:
         bm25s, path = _bm25(), Path(folder)
         replies = json.loads((path / "replies.json").read_text(encoding="utf-8"))
-        indexes = [
+        message, before = (
             bm25s.BM25.load(path / name, mmap=True, show_progress=False)  # type: ignore[attr-defined]
             for name in ("message", "before")
-        ]
-        return cls(replies, *indexes)
+        )
+        return cls(replies, message, before, folder=path)
 
     def __len__(self) -> int:
         return len(self.replies)
@@ -175,13 +184,14 @@ class CorpusIndex:
             if scores[i] <= 0 or key in seen:
                 continue
             seen.add(key)
-            found.append(Retrieved(text, float(scores[i])))
+            found.append(Retrieved(text, float(scores[i]), i))
             if len(found) == k:
                 break
         return found
 
 
-def _cache_key(split_seed: int) -> str:
-    """What an index was built from: the corpus package's version, the split, the format."""
+def cache_folder(cache_dir: str | Path, split_seed: int = 13) -> Path:
+    """Where the index of a split is cached: named by what it was built from (the corpus
+    package's version, the split, the format)."""
     source = f"chitchat-dataset {metadata.version('chitchat-dataset')} seed {split_seed} v{FORMAT}"
-    return hashlib.blake2b(source.encode(), digest_size=6).hexdigest()
+    return Path(cache_dir) / hashlib.blake2b(source.encode(), digest_size=6).hexdigest()

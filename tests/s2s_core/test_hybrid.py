@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
+import torch
 
 from s2s_core.choice import Candidate, choose_among
 from s2s_core.corpora import Example, Turn
-from s2s_core.hybrid import Hybrid, HybridConfig, load_hybrid, rank_pools
+from s2s_core.hybrid import (
+    Hybrid,
+    HybridConfig,
+    build_vectors,
+    cached_vectors,
+    load_hybrid,
+    rank_pools,
+)
 from s2s_core.ranker import Ranker, conversation_text
 from s2s_core.retrieval import CorpusIndex
 
-CORPUS = CorpusIndex.build(
-    [
-        Example((Turn("hi", "bot"), Turn("I broke my wrist", "user")), "Ouch! How did it happen?"),
-        Example((Turn("hi", "bot"), Turn("I broke my phone", "user")), "hey there! how are you?"),
-        Example((Turn("hi", "bot"), Turn("my wrist hurts", "user")), "yeah"),
-    ]
-)
+CORPUS_PAIRS = [
+    Example((Turn("hi", "bot"), Turn("I broke my wrist", "user")), "Ouch! How did it happen?"),
+    Example((Turn("hi", "bot"), Turn("I broke my phone", "user")), "hey there! how are you?"),
+    Example((Turn("hi", "bot"), Turn("my wrist hurts", "user")), "yeah"),
+]
+CORPUS = CorpusIndex.build(CORPUS_PAIRS)
 
 
 class ScriptedRanker:
@@ -29,7 +38,9 @@ class ScriptedRanker:
     def __init__(self, table: dict[str, float]) -> None:
         self.table, self.asked = table, []  # type: ignore[var-annotated]
 
-    def scores(self, queries: Sequence[str], candidates: Sequence[Sequence[str]]) -> list:
+    def scores(
+        self, queries: Sequence[str], candidates: Sequence[Sequence[str]], known: object = None
+    ) -> list:
         self.asked.append((list(queries), [list(c) for c in candidates]))
         return [[self.table.get(t, 0.0) for t in texts] for texts in candidates]
 
@@ -96,3 +107,50 @@ def test_bad_news_gets_a_sympathetic_candidate_before_a_prefixed_one() -> None:
     assert choice.text == "Oh no, I'm so sorry. How is she doing?" and choice.index == 1
     alone = choose_among(pool[:1], "my grandmother passed away last week")
     assert alone.text == "I'm sorry to hear that. Do you like volleyball?"
+
+
+class CountingRanker:
+    """A ranker whose vectors are word counts over a tiny vocabulary; counts what it encodes."""
+
+    name = "counting"
+    WORDS = ("wrist", "ouch", "phone", "hey", "yeah", "broke", "how")
+
+    def __init__(self) -> None:
+        self.encoded: list[str] = []
+
+    def key(self) -> str:
+        return "counting-1"
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        self.encoded += list(texts)
+        rows = [[t.lower().count(w) + 0.01 for w in self.WORDS] for t in texts]
+        return torch.nn.functional.normalize(torch.tensor(rows), dim=-1)
+
+    def embed_all(self, texts: Sequence[str], progress: bool = True) -> torch.Tensor:
+        return self.embed(texts).half()
+
+    scores = Ranker.scores
+
+
+def test_corpus_vectors_are_built_once_and_spare_the_encoder(tmp_path: Path) -> None:
+    index = CorpusIndex.build(CORPUS_PAIRS)
+    index.save(tmp_path / "index")
+    index = CorpusIndex.load(tmp_path / "index")
+    ranker = CountingRanker()
+    assert cached_vectors(index, ranker) is None  # type: ignore[arg-type]
+    path = build_vectors(index, ranker, progress=False)  # type: ignore[arg-type]
+    vectors = cached_vectors(index, ranker)  # type: ignore[arg-type]
+    assert path.parent == tmp_path / "index" and vectors is not None
+    assert vectors.shape == (len(index), len(CountingRanker.WORDS))
+    slow = Hybrid(index, ranker, HybridConfig(retrieved=3))  # type: ignore[arg-type]
+    fast = replace(slow, vectors=vectors)
+    ranker.encoded.clear()
+    (with_vectors,) = rank_pools(fast, [["I broke my wrist"]], [generated("how?")])
+    assert ranker.encoded == ["I broke my wrist", "how?"]  # no corpus reply encoded again
+    ranker.encoded.clear()
+    (without,) = rank_pools(slow, [["I broke my wrist"]], [generated("how?")])
+    assert len(ranker.encoded) > 2
+    assert [c.text for c in with_vectors] == [c.text for c in without]
+    assert [c.scores["score"] for c in with_vectors] == pytest.approx(
+        [c.scores["score"] for c in without], abs=1e-3
+    )

@@ -12,6 +12,9 @@ from sqlalchemy import select
 from s2s_contract.styles import Style
 from s2s_contract.tasks import ReplyRequest
 from s2s_core import Tokenizer, save_checkpoint
+from s2s_core.hybrid import build_vectors
+from s2s_core.ranker import Ranker
+from s2s_core.retrieval import CorpusIndex, cache_folder, corpus_pairs
 from tests.conftest import tiny_model
 from tests.worker.test_reply_batch import RecordingPublisher
 from worker.engine import Engine, default_source
@@ -19,12 +22,19 @@ from worker.service import ReplyService
 from worker.store import DialogueStore
 from worker.store.models import Generation
 
-pytestmark = pytest.mark.slow  # the corpus index (~20 s once per session) and the ranker
+pytestmark = pytest.mark.slow  # the corpus (~10 s once per session) and the ranker
 
 
 @pytest.fixture(scope="session")
 def corpus_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("retrieval")
+    """A retrieval cache holding an index of the first 3,000 corpus pairs where the worker
+    looks for the whole corpus', and the packaged ranker's vectors of their replies: the
+    worker's own path, at a size a test can embed."""
+    cache = tmp_path_factory.mktemp("retrieval")
+    index = CorpusIndex.build(corpus_pairs()[:3000])
+    index.save(cache_folder(cache))
+    build_vectors(CorpusIndex.load(cache_folder(cache)), Ranker.load(), progress=False)
+    return cache
 
 
 @pytest.fixture
@@ -53,6 +63,8 @@ def test_the_default_style_ranks_corpus_replies_beside_the_generated_ones(
     service: ReplyService, store: DialogueStore
 ) -> None:
     assert ReplyRequest(chat_id=1, user_id=1, message_id=1, text="x").style == Style.HYBRID
+    hybrid = service.engine.loaded().hybrid
+    assert hybrid is not None and hybrid.vectors is not None  # the cached corpus vectors
     service.reply_batch([ask(1, 1, "I just adopted a kitten!"), ask(2, 1, "what is up")])
     for generation in generations(store):
         sources = [c["source"] for c in generation.candidates]
