@@ -22,11 +22,16 @@ COPY migrations ./migrations
 # Editable: migrations are found beside the worker package, at /app/migrations. The other
 # libraries at the versions the tests ran with (requirements/constraints.txt).
 RUN pip install -c requirements/constraints.txt -e .
+# The public corpus' search index for the hybrid reply style, built once here (~20 s) rather
+# than by every worker at its first message (s2s_core/retrieval.py).
+RUN python -c "from s2s_core.retrieval import CorpusIndex; CorpusIndex.cached('var/retrieval')"
 
 FROM python:${PYTHON_VERSION}-slim
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin s2s
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
+# The worker may add the ranker's corpus vectors beside the index (s2s models index).
+RUN chown -R s2s /app/var
 WORKDIR /app
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 MODEL_DIR=/models/default METRICS_PORT=9464
 USER s2s

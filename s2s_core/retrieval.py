@@ -119,6 +119,7 @@ class CorpusIndex:
                 return cls.load(folder)
             except (OSError, ValueError) as exc:
                 log.warning("retrieval cache %s unreadable (%s): rebuilding", folder, exc)
+        folder.parent.mkdir(parents=True, exist_ok=True)  # an unwritable cache fails first
         start = time.monotonic()
         index = cls.build(corpus_pairs(split_seed))
         # Built aside and renamed into place: processes starting together never read a

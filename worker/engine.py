@@ -359,12 +359,13 @@ class Engine:
 
     def _hybrid(self, path: Path, meta: dict[str, Any]) -> Hybrid | None:
         """The checkpoint's hybrid pool; one the worker cannot build (the ranker or bm25s
-        not installed) is logged and the model answers with its own replies."""
+        not installed, an unwritable cache) is logged and the model answers with its own
+        replies: a reply without corpus candidates beats no reply."""
         if self.corpus_cache is None:
             return None
         try:
             return load_hybrid(path, meta, self.corpus_cache, str(self.device))
-        except (RankerUnavailable, RetrievalUnavailable) as exc:
+        except (RankerUnavailable, RetrievalUnavailable, OSError) as exc:
             log.error("no corpus replies: %s", exc)
             return None
 

@@ -97,3 +97,23 @@ def test_another_users_words_never_become_a_candidate(
     texts = [c["text"].lower() for c in later.candidates]
     assert sum(c["source"] == "retrieved" for c in later.candidates) >= 1
     assert not any("grandmother" in t or "zucchini lasagna recipe" in t for t in texts)
+
+
+def test_a_worker_that_cannot_build_the_pool_still_answers(
+    store: DialogueStore, tmp_path: Path, tiny_tokenizer: Tokenizer
+) -> None:
+    """An unwritable retrieval cache is logged; the model answers with its own replies."""
+    meta = {"data": {"max_src_len": 32}, "hybrid": {"retrieved": 8}}
+    ckpt = save_checkpoint(
+        tmp_path / "m", tiny_model(tiny_tokenizer.vocab_size), tiny_tokenizer, meta
+    )
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    engine = Engine(default_source(ckpt), "cpu", corpus_cache=blocked)
+    try:
+        reply = ReplyService(store, engine, RecordingPublisher()).reply(ask(1, 1, "hi there"))
+    finally:
+        engine.close()
+    assert reply.text and engine.loaded().hybrid is None
+    (generation,) = generations(store)
+    assert generation.decoding["source"] in ("generated", "fallback", "persona")
