@@ -74,6 +74,7 @@ class Ranker:
         path = Path(folder) if folder is not None else None
         encoder = _sentence_encoder(path, device)
         encoder.max_seq_length = max_pieces
+        encoder.float()  # weights may be shipped in fp16; CPU kernels want fp32
         encoder.eval()
         return cls(encoder, path.name if path else "all-MiniLM-L6-v2", _weights_key(path))
 

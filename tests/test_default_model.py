@@ -28,8 +28,9 @@ def _card_evaluation(pairs: int) -> dict[str, object]:
 
 def test_default_model_is_small_fp16_and_loads() -> None:
     size = sum(f.stat().st_size for f in DEFAULT.rglob("*") if f.is_file())
-    assert size <= 45_000_000
-    for weights_file in (DEFAULT / "model.safetensors", DEFAULT / "backward/model.safetensors"):
+    assert size <= 85_000_000  # the Seq2Seq pair 36 MB, the hybrid pool's ranker 45 MB
+    weights = ("model.safetensors", "backward/model.safetensors", "ranker/model.safetensors")
+    for weights_file in (DEFAULT / name for name in weights):
         with safe_open(str(weights_file), "pt") as weights:
             assert (weights.metadata() or {}).get("dtype") == "float16"
     model, tokenizer, meta = load_checkpoint(DEFAULT)
@@ -45,6 +46,20 @@ def test_default_model_is_small_fp16_and_loads() -> None:
     for strategy in ("greedy", "beam", "hamming", "varied"):
         assert f"| {strategy} |" in card
     assert (DEFAULT / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_default_model_ranks_corpus_replies_with_its_own_ranker() -> None:
+    from s2s_core.ranker import Ranker
+
+    meta = json.loads((DEFAULT / "metrics.json").read_text())
+    assert meta["hybrid"]["retrieved"] == 20
+    ranker = Ranker.for_checkpoint(DEFAULT)
+    assert ranker.name == "ranker" and ranker.key().startswith("tuned-")
+    (scores,) = ranker.scores(
+        ["My grandmother passed away last week."],
+        [["Oh no, I'm so sorry for your loss. Were you close?", "I love pizza!"]],
+    )
+    assert scores[0] > scores[1]
 
 
 def test_eval_reproduces_the_card_perplexity() -> None:
