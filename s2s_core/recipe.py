@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,8 @@ def new_run(
     state_dir = out_dir / "train_state"
     state_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save(state_dir / "tokenizer.json")
+    if init_from is not None:
+        carry_reply_pipeline(init_from, out_dir)
     origin = str(init_from) if init_from else None
     run = {
         "data": asdict(data),
@@ -188,6 +191,31 @@ def new_run(
     }
     (state_dir / "run.json").write_text(json.dumps(run, indent=2))
     return _trainer(out_dir, data, model, tokenizer, train_cfg, device, command, origin)
+
+
+# What a checkpoint's replies are made with besides its weights: the backward model (MMI),
+# the hybrid pool's ranker, and their tuned settings in metrics.json.
+CARRIED_FOLDERS = ("backward", "ranker")
+CARRIED_SETTINGS = ("mmi", "hybrid", "decode")
+
+
+def carry_reply_pipeline(origin: Path, out_dir: Path) -> None:
+    """A fine-tune answers through the same stages as the checkpoint it started from: its
+    backward model and ranker are copied beside the new weights. Copied, not retrained: the
+    fine-tune keeps the origin's tokenizer, so the backward model still scores its tokens,
+    and both were trained on far more pairs than a fine-tune on logged chats adds."""
+    for name in CARRIED_FOLDERS:
+        if (origin / name).is_dir():
+            shutil.copytree(origin / name, out_dir / name, dirs_exist_ok=True)
+
+
+def carried_settings(origin: Path) -> dict[str, Any]:
+    """The origin's tuned reply settings (``CARRIED_SETTINGS`` of its metrics.json)."""
+    try:
+        meta = json.loads((origin / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {key: meta[key] for key in CARRIED_SETTINGS if key in meta}
 
 
 def resume_run(out_dir: Path, **budget: int | float | None) -> Trainer:
@@ -246,6 +274,7 @@ def _trainer(
         f"{model.num_parameters():,}",
     )
     meta = {
+        **(carried_settings(Path(init_from)) if init_from else {}),
         "data": asdict(data),
         "command": command,
         "init_from": init_from,  # fine-tuned from this checkpoint

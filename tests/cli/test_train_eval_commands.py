@@ -4,6 +4,7 @@ clear errors for bad arguments."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -444,3 +445,30 @@ def test_the_cli_and_the_model_agree_on_dropout() -> None:
     from s2s_core.model import ModelConfig
 
     assert inspect.signature(train).parameters["dropout"].default == ModelConfig.dropout
+
+
+def test_a_fine_tune_answers_through_its_origins_stages(trained: Path, tmp_path: Path) -> None:
+    """`s2s train --init-from` carries the origin's backward model, ranker and tuned reply
+    settings: the fine-tuned candidate reranks by MMI and ranks corpus replies as its
+    baseline does (replay and compare then measure the weights, not a missing stage)."""
+    from s2s_core import load_checkpoint
+    from s2s_core.mmi import load_backward
+
+    origin = tmp_path / "origin"
+    shutil.copytree(trained, origin)
+    shutil.copytree(trained, origin / "backward")  # a backward model sharing the tokenizer
+    (origin / "ranker").mkdir()
+    (origin / "ranker" / "modules.json").write_text("[]")
+    meta = json.loads((origin / "metrics.json").read_text())
+    meta["mmi"] = {"weight": 0.7, "length_bonus": 0.01, "content_only": True}
+    meta["hybrid"] = {"retrieved": 12, "forward_weight": 0.0, "backward_weight": 0.0}
+    (origin / "metrics.json").write_text(json.dumps(meta))
+    out = tmp_path / "ft"
+    args = ["train", "--out", str(out), "--init-from", str(origin), *TINY[:4]]
+    result = runner.invoke(app, [*args, "--max-steps", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    _, tokenizer, tuned = load_checkpoint(out)
+    assert tuned["mmi"] == meta["mmi"] and tuned["hybrid"] == meta["hybrid"]
+    backward = load_backward(out, tokenizer, tuned)
+    assert backward is not None and backward.cfg.weight == 0.7
+    assert (out / "ranker" / "modules.json").read_text() == "[]"
