@@ -29,18 +29,16 @@ def bot(
     ] = 8,
 ) -> None:
     """Run the Telegram bot (TELEGRAM_TOKEN; TELEGRAM_API_URL for a self-hosted Bot API)."""
-    from pydantic import ValidationError
-
     from bot.app import ALLOWED_UPDATES, build_application, hide_token
     from bot.config import BotConfig
     from bot.handlers import ChatBot
     from bot.votes import VoteSigner
-    from s2s_contract.settings import Settings
+    from s2s_contract.settings import ConfigError, load_settings
 
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        fail(f"bad configuration: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
+        settings = load_settings()
+    except ConfigError as exc:
+        fail(f"bad configuration: {exc}")
     token = settings.telegram_token
     if not token:
         fail("TELEGRAM_TOKEN is not set (the token @BotFather gave you)")

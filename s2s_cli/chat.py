@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from s2s_cli.options import Device, fail, one_line
+from s2s_contract.settings import ConfigError, load_settings
 from s2s_contract.styles import DEFAULT_STYLE, Style, parse_style
 
 LOCAL_CHAT = 1  # the terminal is one private chat with one user
@@ -27,14 +28,13 @@ class LocalChat:
     def __init__(self, model_dir: Path | None, style: str, device: str) -> None:
         """``model_dir`` None: what the bot and the workers serve (the registry's active
         version, else MODEL_DIR), so the terminal and Telegram give one product's answers."""
-        from s2s_contract.settings import Settings
         from worker.engine import Engine, default_source
         from worker.runtime import registry_source
         from worker.service import ReplyService
         from worker.store import DialogueStore
         from worker.store.migrate import upgrade
 
-        settings = Settings()
+        settings = load_settings()
         if settings.database_url.startswith("sqlite"):
             upgrade(settings.database_url)  # the embedded default sets itself up
         store = DialogueStore(settings.database_url)
@@ -104,6 +104,8 @@ def chat(
         fail(str(exc))
     try:
         conversation = LocalChat(model, style, device)
+    except ConfigError as exc:
+        fail(str(exc))
     except (ValueError, OSError) as exc:
         fail(f"{exc} (train one with `s2s train`, or set MODEL_DIR)")
     interactive = sys.stdin.isatty()

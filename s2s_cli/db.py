@@ -7,7 +7,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from s2s_cli.options import fail
+from s2s_cli.options import fail, settings_or_exit
 
 T = TypeVar("T")
 
@@ -16,14 +16,7 @@ db_app = typer.Typer(help="Migrate the dialogue database at DATABASE_URL.", no_a
 
 def database_url() -> str:
     """DATABASE_URL from settings; an invalid one ends the command with its error."""
-    from pydantic import ValidationError
-
-    from s2s_contract.settings import Settings
-
-    try:
-        return Settings().database_url
-    except ValidationError as exc:
-        fail(str(exc.errors()[0]["msg"]))
+    return settings_or_exit().database_url
 
 
 @db_app.command()

@@ -13,6 +13,7 @@ import typer
 from s2s_contract.styles import Style
 
 if TYPE_CHECKING:  # torch stays out of commands that never decode (the bot image has none)
+    from s2s_contract.settings import Settings
     from s2s_core.decoding import DecodeConfig
 
 # Named strategies map onto DecodeConfig; a checkpoint's own tuned settings
@@ -85,6 +86,16 @@ def one_line(text: str) -> str:
     """Control characters and line separators become spaces, so one output stays one line
     (a byte-level model can emit any character, newlines included)."""
     return "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or a one-line exit naming each invalid variable (never its value)."""
+    from s2s_contract.settings import ConfigError, load_settings
+
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def fail(message: str) -> NoReturn:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from s2s_cli.options import Device, fail
+from s2s_cli.options import Device, fail, settings_or_exit
 
 
 def train_ranker(
@@ -74,13 +74,12 @@ def build_index(
     corpus' search index and its ranker's vectors of every corpus reply (~8 minutes on two
     CPU cores), cached under var/retrieval/. Workers and `s2s chat` read them at start;
     without the vectors each retrieved reply is encoded as it is ranked (slower)."""
-    from s2s_contract.settings import Settings
     from s2s_core.device import resolve_device
     from s2s_core.hybrid import build_vectors, cached_vectors
     from s2s_core.ranker import Ranker, RankerUnavailable
     from s2s_core.retrieval import CorpusIndex, RetrievalUnavailable
 
-    settings = Settings()
+    settings = settings_or_exit()
     checkpoint = model or settings.model_dir
     if not checkpoint.is_dir():
         fail(f"checkpoint {checkpoint}: not a directory")

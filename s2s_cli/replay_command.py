@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from s2s_cli.db import database_url, run_db_action
-from s2s_cli.options import fail
+from s2s_cli.options import fail, settings_or_exit
 
 ModelDir = Annotated[Path, typer.Option(help="Checkpoint folder.")]
 
@@ -61,13 +61,12 @@ def retrain(
     min_pairs: Annotated[int, typer.Option(help="Do nothing below this many pairs.")] = 20,
 ) -> None:
     """Export, fine-tune the serving model, replay, register; promote if the gate passes."""
-    from s2s_contract.settings import Settings
     from worker.retrain import RetrainPlan
     from worker.retrain import retrain as run_retrain
     from worker.runtime import registry_source
     from worker.store import DialogueStore
 
-    settings = Settings()
+    settings = settings_or_exit()
     store = DialogueStore(settings.database_url)
     try:
         _, baseline = run_db_action(lambda: registry_source(store, settings)())

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from s2s_cli.options import Device, command_line, decode_config_from_options, fail, one_line
+from s2s_cli.options import (
+    Device,
+    command_line,
+    decode_config_from_options,
+    fail,
+    one_line,
+    settings_or_exit,
+)
 
 bench_app = typer.Typer(help="Benchmarks that print JSON against a same-run baseline.")
 
@@ -195,7 +202,6 @@ def evaluate(
     """Perplexity and, per decoding strategy, the replies the product would send with BLEU,
     distinct-n, sign-off / greeting / repetition / copy rates and relevance, as JSON; the
     human references get the same measures."""
-    from s2s_contract.settings import Settings
     from s2s_contract.styles import CORPUS_STYLES
     from s2s_core.checkpoint import load_checkpoint
     from s2s_core.cleaning import clean_examples
@@ -214,7 +220,9 @@ def evaluate(
         configs = {n: decode_config_from_options(n, meta) for n in names if n != "ppl"}
         examples = read_messages(messages) if messages else load_split(data, split)[:limit]
         hybrid = (
-            load_hybrid(model, meta, Settings().retrieval_dir, str(next(net.parameters()).device))
+            load_hybrid(
+                model, meta, settings_or_exit().retrieval_dir, str(next(net.parameters()).device)
+            )
             if any(n in CORPUS_STYLES for n in configs)
             else None
         )

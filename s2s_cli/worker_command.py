@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from s2s_cli.options import settings_or_exit
 from s2s_contract.tasks import INFERENCE_QUEUE, MAINTENANCE_QUEUE, TRAINING_QUEUE
 
 
@@ -38,6 +39,7 @@ def worker(
     if not os.environ.get("REDIS_URL"):
         typer.echo("error: REDIS_URL is not set (the worker consumes tasks from Redis)", err=True)
         raise typer.Exit(code=2)
+    settings_or_exit()  # a bad variable is one line here, not a traceback from Celery
     from celery.bin.celery import celery
 
     # Celery's own command line, not app.worker_main: worker_main (and app.start) drop the

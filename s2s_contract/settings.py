@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
@@ -65,14 +65,39 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite", "postgresql")):
-            raise ValueError("DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
+        # The forms libpq and most hosts print, read with the driver we ship (psycopg 3).
+        for plain in ("postgres://", "postgresql://"):
+            if value.startswith(plain):
+                return "postgresql+psycopg://" + value[len(plain) :]
+        if not value.startswith(("sqlite", "postgresql+psycopg://")):
+            raise ValueError(
+                "must be sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DB "
+                "(postgres:// and postgresql:// are read as the latter)"
+            )
         return value
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names it and never quotes it (a URL
+    may carry a password)."""
+
+
+def load_settings() -> Settings:
+    """The settings, or ConfigError with one line per invalid variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"{str(e['loc'][0]).upper() if e['loc'] else 'configuration'}: "
+            f"{str(e['msg']).removeprefix('Value error, ')}"
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+        raise ConfigError("; ".join(lines)) from None
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()
 
 
 def parse_ids(value: str) -> frozenset[int]:

@@ -24,7 +24,7 @@ def test_upgrade_current_downgrade(tmp_path: Path) -> None:
 
 def test_bad_database_url_and_revision(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["db", "current"], env={"DATABASE_URL": "mysql://x/y"})
-    assert bad.exit_code == 2 and "DATABASE_URL must be" in bad.output
+    assert bad.exit_code == 2 and "DATABASE_URL: must be" in bad.output
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
     unknown = runner.invoke(app, ["db", "upgrade", "9999"], env=env)
     assert unknown.exit_code == 2 and "9999" in unknown.output
