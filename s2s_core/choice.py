@@ -159,9 +159,17 @@ def choose_among(
     return Choice(text, pick, records)
 
 
-def user_turn_before(earlier: Sequence[tuple[str | None, str]]) -> str:
-    """The user's last turn among the (speaker, text) turns before a message, "" if none."""
-    return next((text for speaker, text in reversed(earlier) if speaker == "user"), "")
+# The user's turns before a message that still carry their story: bad news told two messages
+# ago still makes cheering a defect ("I lost my job today." ... "my company had layoffs and I
+# was one of them." got "Nice! What do you do for work?").
+STORY_TURNS = 3
+
+
+def user_turns_before(earlier: Sequence[tuple[str | None, str]], n: int = STORY_TURNS) -> str:
+    """The user's last ``n`` turns among the (speaker, text) turns before a message, oldest
+    first, joined by spaces ("" if none)."""
+    mine = [text for speaker, text in earlier if speaker == "user"]
+    return " ".join(mine[-n:]) if n > 0 else ""
 
 
 # Within this many tokens of the training targets' cut, a reply without a sentence end was

@@ -42,7 +42,8 @@ CHEER = re.compile(
     r"\b(that'?s|thats|that is|how|so|sounds) (a |so |really |very |pretty )?"
     r"(cool|awesome|great|nice|amazing|fun|exciting|good|fantastic|wonderful)\b"
     r"|\b(awesome|congrat\w*|yay|woo+|wow|lucky)\b|\boh,? (nice|cool|good)\b"
-    r"|\bi love (it|that)\b|\bgood for you\b|\b(i'?m|i am) (so |really )?excited\b",
+    r"|\bi love (it|that)\b|\bgood for you\b|\b(i'?m|i am) (so |really )?excited\b"
+    r"|^\s*(nice|cool|great|sweet|neat)\s*!",  # "Nice! What do you do for work?"
     re.IGNORECASE,
 )
 

@@ -32,7 +32,7 @@ from s2s_contract.tasks import (
     ResetRequest,
     pending_key,
 )
-from s2s_core.choice import choose, choose_among, user_turn_before
+from s2s_core.choice import choose, choose_among, user_turns_before
 from s2s_core.corpora import Turn
 from s2s_core.data import encode_context
 from s2s_core.decoding import DecodeConfig
@@ -47,6 +47,10 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 # A batch waits this long for its decoding (behind at most a batch or two of others)
 # before it is sent back to the queue as transient work.
 DECODE_TIMEOUT_S = 20.0
+# Turns of a chat read before each reply: the model reads its own window of them, the
+# choice all of them (the bot asked "What's your favorite food?" again four turns later
+# when it only remembered three).
+RECENT_TURNS = 12
 
 
 class Publisher(Protocol):
@@ -182,7 +186,7 @@ class ReplyService:
             chat: [r for r in reqs if _key(r) not in answered] for chat, reqs in by_chat.items()
         }
         serving_models = [serving] if canary is None else [serving, canary[0]]
-        depth = max(context_turns(m.meta) for m in serving_models)
+        depth = max(RECENT_TURNS, *(context_turns(m.meta) for m in serving_models))
         asking = [chat for chat, reqs in waiting.items() if reqs]
         history = self.store.recent_contexts(asking, depth) if asking and depth > 0 else {}
         result = BatchResult(replies={k: answered[k] for k in answered})
@@ -287,7 +291,7 @@ def _exchange(
     recent_bot = [text for speaker, text in history if speaker == "bot"]
     if decoded.pool is not None:
         choice = choose_among(
-            decoded.pool, req.text, recent_bot, user_before=user_turn_before(history)
+            decoded.pool, req.text, recent_bot, user_before=user_turns_before(history)
         )
     else:
         choice = choose(
@@ -295,7 +299,7 @@ def _exchange(
             serving.tokenizer,
             req.text,
             recent_bot,
-            user_before=user_turn_before(history),
+            user_before=user_turns_before(history),
             target_len=serving.meta.get("data", {}).get("max_tgt_len"),
         )
     wait = (time.time() - req.enqueued_at) * 1000 - decoded.decode_ms if req.enqueued_at else None

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from s2s_core import Hypothesis, Tokenizer
-from s2s_core.choice import FALLBACK, PERSONA, SORRY, choose, user_turn_before
+from s2s_core.choice import (
+    FALLBACK,
+    PERSONA,
+    SORRY,
+    Candidate,
+    choose,
+    choose_among,
+    user_turns_before,
+)
 from s2s_core.mmi import Reranked
 from s2s_core.special import EOS_ID, UNK_ID
 
@@ -110,10 +118,25 @@ def test_cheering_is_a_defect_while_a_sad_story_goes_on(tiny_tokenizer: Tokenize
     assert story.candidates[0]["defects"] == ["cheer_to_bad_news"]
 
 
-def test_the_users_turn_before_a_message() -> None:
+def test_the_users_turns_before_a_message() -> None:
     turns = [("user", "i broke my wrist"), ("bot", "how?"), (None, "x")]
-    assert user_turn_before(turns) == "i broke my wrist"
-    assert user_turn_before([("bot", "hi")]) == ""
+    assert user_turns_before(turns) == "i broke my wrist"
+    assert user_turns_before([("bot", "hi")]) == ""
+    story = [("user", "I lost my job today."), ("bot", "What do you do?")]
+    story += [("user", "my company had layoffs and I was one of them."), ("bot", "Oh no")]
+    told = user_turns_before(story)
+    assert (
+        told.startswith("I lost my job today.")
+        and choose_among(
+            [Candidate("Nice! What do you do for work?"), Candidate("That must be hard.")],
+            "I don't know how I'm going to pay rent.",
+            user_before=told,
+        ).text
+        == "That must be hard."
+    )
+    assert (
+        user_turns_before([("user", "a"), ("user", "b"), ("user", "c"), ("user", "d")]) == "b c d"
+    )
 
 
 def test_a_question_about_the_bot_gets_its_one_answer(tiny_tokenizer: Tokenizer) -> None:

@@ -163,3 +163,21 @@ def test_the_choice_sees_the_users_story_and_the_models_target_length(
     )
     exchange = _exchange(ask(1, 2, "hi"), serving, cfg, Decoded([stopped], "v1", 1, 1.0), [])
     assert exchange.reply_text == "fine thanks."
+
+
+def test_the_choice_remembers_more_of_the_chat_than_the_model_reads(
+    service: ReplyService,
+) -> None:
+    """The bot's own replies of the last RECENT_TURNS turns are never repeated, though the
+    model reads only its context window."""
+    from worker.service import RECENT_TURNS
+
+    engine = service.engine
+    assert isinstance(engine, SpyEngine)
+    said = []
+    for message in range(1, 9):
+        said.append(service.reply(ask(5, message, f"message number {message}")).text)
+    last = engine.batches[-1][0]
+    assert last.conversation is not None and len(last.conversation) == RECENT_TURNS + 1
+    assert last.conversation[-1] == "message number 8"
+    assert said[-1] == "…" or said[-1] not in said[-RECENT_TURNS // 2 - 1 : -1]
