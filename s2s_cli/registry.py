@@ -87,7 +87,10 @@ def promote(
                     f"{baseline[:12]}; the intervals overlap (more votes needed, or it is "
                     "not better)"
                 )
+        before = run_db_action(registry.active_model)
         run_db_action(lambda: registry.promote(version_id))
+    replaced = f"replacing {before[0][:12]}" if before else "no version was active"
+    typer.echo(f"promoted {version_id[:12]} ({replaced})", err=True)
     typer.echo(version_id)
 
 
@@ -163,12 +166,22 @@ def _number(value: float | None) -> str:
 
 
 def _version(registry: ModelRegistry, prefix: str) -> str:
-    """A registered version by unique prefix; otherwise the id as given (a version that
-    served without being registered, such as MODEL_DIR's)."""
+    """A version by unique prefix: a registered one, or one that wrote stored replies
+    without being registered (MODEL_DIR's); anything else is a one-line error."""
+    from worker.store.comparison import served_versions
+
     ids = [m["id"] for m in run_db_action(registry.list_models) if m["id"].startswith(prefix)]
-    if len(ids) > 1:
-        fail(f"{len(ids)} registered versions match {prefix!r}")
-    return str(ids[0]) if ids else prefix
+    ids = ids or run_db_action(lambda: served_versions(registry.reads, prefix))
+    if prefix in ids:
+        return prefix
+    _long_enough(prefix)
+    if len(ids) != 1:
+        fail(
+            f"unknown version {prefix!r}: neither registered nor the writer of any stored reply"
+            if not ids
+            else f"{len(ids)} versions match {prefix!r}: give more of the id"
+        )
+    return str(ids[0])
 
 
 @models_app.command()
@@ -182,8 +195,23 @@ def retire(
     typer.echo(version_id)
 
 
+# Fewer characters than this could name a version by accident ("promote 7"), as in git.
+MIN_PREFIX = 6
+
+
+def _long_enough(prefix: str) -> None:
+    if len(prefix) < MIN_PREFIX:
+        fail(
+            f"give the whole version id or at least {MIN_PREFIX} characters of it "
+            "(`s2s models list`)"
+        )
+
+
 def _unique(registry: ModelRegistry, prefix: str) -> str:
     ids = [m["id"] for m in run_db_action(registry.list_models) if m["id"].startswith(prefix)]
+    if prefix in ids:
+        return prefix
+    _long_enough(prefix)
     if len(ids) != 1:
         fail(f"{len(ids)} registered versions match {prefix!r}")
     return str(ids[0])

@@ -56,8 +56,18 @@ def test_models_register_list_promote(
     }
     bad = runner.invoke(app, ["models", "register", str(tmp_path / "nope")], env=env)
     assert bad.exit_code == 2 and "not a directory" in bad.output
-    ambiguous = runner.invoke(app, ["models", "promote", ""], env=env)
-    assert ambiguous.exit_code == 2 and "2 registered versions match" in ambiguous.output
+    assert promoted.stderr.strip() == f"promoted {second[:12]} (replacing {first.stdout[:12]})"
+    for short in ("", "7", second[:5]):
+        refused = runner.invoke(app, ["models", "promote", short], env=env)
+        assert refused.exit_code == 2 and "at least 6 characters" in refused.output
+    unknown = runner.invoke(app, ["models", "compare", second[:12], "nosuchversion"], env=env)
+    assert unknown.exit_code == 2
+    assert unknown.output.strip().splitlines() == [
+        "error: unknown version 'nosuchversion': neither registered nor the writer of any "
+        "stored reply"
+    ]
+    empty = runner.invoke(app, ["models", "compare", second[:12], first.stdout[:12]], env=env)
+    assert empty.exit_code == 0 and "no replies in this window" in empty.stdout
 
 
 def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ class Rate:
         return wilson(self.hits, self.total)
 
     def __str__(self) -> str:
+        if self.total == 0:
+            return "no replies in this window"
         low, high = self.interval
         return f"{self.value:.1%} [{low:.1%}, {high:.1%}] ({self.hits}/{self.total})"
 
@@ -128,6 +130,18 @@ def compare(
         _stats(version, [r for r in replies if r.model_version == version], ratings, conversations)
         for version in versions
     ]
+
+
+def served_versions(reads: sessionmaker[Session], prefix: str) -> list[str]:
+    """The model versions that wrote stored replies and start with ``prefix`` (a version
+    can serve without being registered: MODEL_DIR's, whose short id `s2s chat` prints)."""
+    with reads() as s:
+        rows = s.execute(
+            select(Generation.model_version)
+            .where(Generation.model_version.startswith(prefix, autoescape=True))
+            .distinct()
+        ).all()
+    return sorted(str(v) for (v,) in rows if v)
 
 
 def _ratings(s: Session, turn_ids: list[int]) -> dict[int, int]:
