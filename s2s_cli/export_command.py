@@ -41,19 +41,34 @@ def export(
         )
     except ValueError as exc:
         fail(str(exc))
-    if out.exists() and out.is_dir():
-        fail(f"--out {out} is a directory")
-    tmp = out.with_name(out.name + ".partial")
+    target = writable_target(out)
+    tmp = target.with_name(target.name + ".partial")
 
     def run() -> dict[str, int]:
         store = DialogueStore(database_url())
         with open(tmp, "w", encoding="utf-8") as f:
             counts = export_pairs(store, f, flt, progress=True)
-        tmp.replace(out)  # a failed export never leaves a half file under the real name
+        tmp.replace(target)  # a failed export never leaves a half file under the real name
         return dict(counts)
 
     try:
         counts = run_db_action(run)
     except OSError as exc:
-        fail(str(exc))
+        tmp.unlink(missing_ok=True)
+        fail(f"cannot write --out {out}: {exc.strerror or type(exc).__name__}")
     typer.echo(json.dumps({"out": str(out), **counts}, indent=2, ensure_ascii=False))
+
+
+def writable_target(out: Path) -> Path:
+    """The regular file an export replaces: a symlink's target (the link stays a link), a
+    new file in a folder created if missing; anything else (a folder, a device, a fifo, a
+    socket) is a one-line refusal naming the path given."""
+    target = out.resolve() if out.is_symlink() else out
+    if target.exists() and not target.is_file():
+        kind = "a directory" if target.is_dir() else "not a regular file"
+        fail(f"--out {out} is {kind}: give the path of a JSONL file")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create the folder of --out {out}: {exc.strerror or type(exc).__name__}")
+    return target

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -134,6 +135,33 @@ def test_export_command_writes_jsonl_and_counts(tmp_path: Path) -> None:
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["human"] == 3 and summary["liked"] == 1
     assert len(out.read_text().splitlines()) == 4
+
+
+def test_export_writes_through_a_link_into_new_folders_and_refuses_what_is_no_file(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    upgrade(url)
+    store = DialogueStore(url)
+    seed(store)
+    store.engine.dispose()
+    env = {"DATABASE_URL": url}
+    target = tmp_path / "target.jsonl"
+    target.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    assert CliRunner().invoke(app, ["export", "--out", str(link)], env=env).exit_code == 0
+    assert link.is_symlink() and len(target.read_text().splitlines()) == 4
+    nested = tmp_path / "a" / "b" / "pairs.jsonl"
+    assert CliRunner().invoke(app, ["export", "--out", str(nested)], env=env).exit_code == 0
+    assert nested.is_file()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path):
+        refused = CliRunner().invoke(app, ["export", "--out", str(path)], env=env)
+        assert refused.exit_code == 2 and str(path) in refused.output
+        assert ".partial" not in refused.output
+    assert fifo.exists() and not fifo.is_file()  # left as it was
 
 
 @pytest.mark.parametrize(
