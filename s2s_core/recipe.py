@@ -176,6 +176,29 @@ def new_run(
         vocab = tokenizer.vocab_size
         model = Seq2Seq(ModelConfig(src_vocab_size=vocab, tgt_vocab_size=vocab, **model_options))
     state_dir = out_dir / "train_state"
+    carried = [out_dir / name for name in CARRIED_FOLDERS]
+    made = [p for p in (out_dir, state_dir, *carried) if not p.exists()]
+    try:
+        return _start(out_dir, data, model, tokenizer, train_cfg, device, command, init_from)
+    except Exception:
+        # A run that fails before it starts (no pairs, a bad path) leaves nothing that a
+        # later --resume or --out would trip over.
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def _start(
+    out_dir: Path,
+    data: DataConfig,
+    model: Seq2Seq,
+    tokenizer: Tokenizer,
+    train_cfg: TrainConfig,
+    device: str,
+    command: str,
+    init_from: Path | None,
+) -> Trainer:
+    state_dir = out_dir / "train_state"
     state_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save(state_dir / "tokenizer.json")
     if init_from is not None:

@@ -227,6 +227,13 @@ def test_fine_tuning_on_an_empty_export_says_so(tmp_path: Path, trained: Path) -
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "no training pairs" in result.output, result.output
     assert "Traceback" not in result.output
+    assert not (tmp_path / "ft").exists()  # nothing half-made for a later --out or --resume
+    kept = tmp_path / "kept"
+    (kept / "notes.txt").parent.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    args[2] = str(kept)
+    assert runner.invoke(app, args).exit_code == 2
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]  # only what this run made goes
 
 
 def test_chat_serves_what_the_bot_serves(trained: Path, tmp_path: Path) -> None:
