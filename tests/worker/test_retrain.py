@@ -195,5 +195,5 @@ def test_replay_and_retire_commands(tmp_path: Path, checkpoint_dir: Path) -> Non
     assert runner.invoke(app, ["models", "retire", version[:10]], env=env).exit_code == 0
     listed = json.loads(runner.invoke(app, ["models", "list"], env=env).stdout)
     assert listed[0]["status"] == "retired"
-    missing = runner.invoke(app, ["models", "retire", "ffff"], env=env)
+    missing = runner.invoke(app, ["models", "retire", "ffffffff"], env=env)
     assert missing.exit_code == 2 and "0 registered versions" in missing.output
