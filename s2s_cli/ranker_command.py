@@ -71,7 +71,7 @@ def build_index(
     device: Device = "auto",
 ) -> None:
     """Builds, once, what the hybrid reply style needs beside a checkpoint: the public
-    corpus' search index and its ranker's vectors of every corpus reply (~8 minutes on two
+    corpus' search index and its ranker's vectors of every corpus reply (~10 minutes on two
     CPU cores), cached under var/retrieval/. Workers and `s2s chat` read them at start;
     without the vectors each retrieved reply is encoded as it is ranked (slower)."""
     from s2s_core.device import resolve_device

@@ -116,7 +116,8 @@ class Ranker:
             if not texts:
                 out.append([])
                 continue
-            block = torch.stack([table[t].float() for t in texts])  # block: [candidates, dim]
+            # Known vectors live on the CPU; the fresh ones where the encoder runs.
+            block = torch.stack([table[t].to(queries.device).float() for t in texts])
             out.append((block @ queries[i]).tolist())
         return out
 
