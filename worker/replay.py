@@ -31,6 +31,7 @@ from s2s_core.mmi import load_backward
 from s2s_core.quality import quality_rates
 from s2s_core.recipe import DataConfig
 from worker.replies import decode_config
+from worker.service import RECENT_TURNS
 from worker.store import DialogueStore
 from worker.store.export import (
     EARLIEST,
@@ -74,7 +75,8 @@ def load_inputs(
     logged: deque[Example] = deque(maxlen=limit)
     made_by: deque[tuple[str | None, dict[str, Any] | None]] = deque(maxlen=limit)
     liked, disliked = [], []
-    for record in logged_exchanges(store, EARLIEST, LATEST, context_turns=6, part=part):
+    turns = RECENT_TURNS + 1
+    for record in logged_exchanges(store, EARLIEST, LATEST, context_turns=turns, part=part):
         example = parse_jsonl_record(record, "store")
         logged.append(example)
         made_by.append((record["meta"]["model_version"], record["meta"]["decoding"]))
@@ -99,9 +101,9 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:
     hybrid = (
         load_hybrid(path, meta, get_settings().retrieval_dir) if STYLE in CORPUS_STYLES else None
     )
-    # As the worker read each turn: the context_turns turns before the message (the n-best
+    # As the worker read each turn: the RECENT_TURNS turns before the message (the n-best
     # choice looks at those), the message last (the source is the last context_turns).
-    logged = [Example(ex.context[-(data.context_turns + 1) :], ex.response) for ex in inputs.logged]
+    logged = [Example(ex.context[-(RECENT_TURNS + 1) :], ex.response) for ex in inputs.logged]
     start = time.perf_counter()
     choices = reply_texts(
         model, tokenizer, logged, data, cfg, backward, progress=True, hybrid=hybrid
