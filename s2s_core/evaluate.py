@@ -155,7 +155,7 @@ def evaluate_generation(
         "decode": cfg.to_dict(),
         "avoid_defects": avoid_defects,
         **({"mmi": asdict(backward.cfg)} if backward and cfg.n_best > 1 else {}),
-        **({"hybrid": {**asdict(hybrid.cfg), "ranker": hybrid.ranker.name}} if hybrid else {}),
+        **({"hybrid": hybrid.describe()} if hybrid else {}),
         "sources": source_shares(choices),
         **metrics,
         "samples": [

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,10 @@ class Hybrid:
     ranker: Ranker
     cfg: HybridConfig = HybridConfig()
     vectors: torch.Tensor | None = None  # [corpus replies, dim], fp16, unit length
+
+    def describe(self) -> dict[str, Any]:
+        """The settings and the ranker, as stored with each reply and reported by eval."""
+        return {**asdict(self.cfg), "ranker": self.ranker.name}
 
 
 def vectors_path(index: CorpusIndex, ranker: Ranker) -> Path | None:

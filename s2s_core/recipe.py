@@ -10,6 +10,8 @@ import json
 import logging
 import random
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -176,44 +178,36 @@ def new_run(
         vocab = tokenizer.vocab_size
         model = Seq2Seq(ModelConfig(src_vocab_size=vocab, tgt_vocab_size=vocab, **model_options))
     state_dir = out_dir / "train_state"
-    carried = [out_dir / name for name in CARRIED_FOLDERS]
-    made = [p for p in (out_dir, state_dir, *carried) if not p.exists()]
+    with _removed_on_failure([out_dir, state_dir, *(out_dir / n for n in CARRIED_FOLDERS)]):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        tokenizer.save(state_dir / "tokenizer.json")
+        if init_from is not None:
+            carry_reply_pipeline(init_from, out_dir)
+        origin = str(init_from) if init_from else None
+        run = {
+            "data": asdict(data),
+            "model": model.config.to_dict(),
+            "train": asdict(train_cfg),
+            "device": device,
+            "command": command,
+            "init_from": origin,
+        }
+        (state_dir / "run.json").write_text(json.dumps(run, indent=2))
+        return _trainer(out_dir, data, model, tokenizer, train_cfg, device, command, origin)
+
+
+@contextmanager
+def _removed_on_failure(paths: list[Path]) -> Iterator[None]:
+    """Those of ``paths`` that do not exist yet are removed if the block fails: a run that
+    fails before it starts (no pairs, a bad path) leaves nothing that a later --resume or
+    --out would trip over, and nothing that was there before."""
+    made = [p for p in paths if not p.exists()]
     try:
-        return _start(out_dir, data, model, tokenizer, train_cfg, device, command, init_from)
+        yield
     except Exception:
-        # A run that fails before it starts (no pairs, a bad path) leaves nothing that a
-        # later --resume or --out would trip over.
         for path in made:
             shutil.rmtree(path, ignore_errors=True)
         raise
-
-
-def _start(
-    out_dir: Path,
-    data: DataConfig,
-    model: Seq2Seq,
-    tokenizer: Tokenizer,
-    train_cfg: TrainConfig,
-    device: str,
-    command: str,
-    init_from: Path | None,
-) -> Trainer:
-    state_dir = out_dir / "train_state"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(state_dir / "tokenizer.json")
-    if init_from is not None:
-        carry_reply_pipeline(init_from, out_dir)
-    origin = str(init_from) if init_from else None
-    run = {
-        "data": asdict(data),
-        "model": model.config.to_dict(),
-        "train": asdict(train_cfg),
-        "device": device,
-        "command": command,
-        "init_from": origin,
-    }
-    (state_dir / "run.json").write_text(json.dumps(run, indent=2))
-    return _trainer(out_dir, data, model, tokenizer, train_cfg, device, command, origin)
 
 
 # What a checkpoint's replies are made with besides its weights: the backward model (MMI),

@@ -312,7 +312,11 @@ def _exchange(
             "chosen": choice.index,
             "source": choice.source,
             **({"mmi": asdict(decoded.mmi)} if decoded.mmi else {}),
-            **({"hybrid": _hybrid_settings(serving)} if decoded.pool is not None else {}),
+            **(
+                {"hybrid": serving.hybrid.describe()}
+                if decoded.pool is not None and serving.hybrid
+                else {}
+            ),
         },
         candidates=choice.candidates,
         queue_wait_ms=wait,
@@ -332,11 +336,6 @@ def _exchange(
         language=req.language,
         sent_at=req.enqueued_at,
     )
-
-
-def _hybrid_settings(serving: LoadedModel) -> dict[str, Any]:
-    hybrid = serving.hybrid
-    return {**asdict(hybrid.cfg), "ranker": hybrid.ranker.name} if hybrid else {}
 
 
 def in_canary(chat_id: int, share: int) -> bool:
