@@ -42,9 +42,108 @@ def _answers() -> dict[str, str]:
     return {normalise(question): answer for question, answer in persona_pairs()}
 
 
+# The same questions in other words ("are you a real person or a bot?", "r u human",
+# "who coded this bot"), typos included: each kind of question, by the file's question
+# whose answer it gets. Anchored on "you"/"your" (or "this bot"), so that "how old are your
+# kids?", "are you a morning person?" or "who made this cake?" stay the model's to answer.
+_YOU = r"(?:you|u|yu|yuo|yo|ya|youu)"
+_ARE = r"(?:are|r|ar|re)"
+_YOUR = r"(?:your|ur|yur|yor)"
+_BOT = (
+    r"(?:bot|robot|chatbot|chat bot|ai|a i|human|human being|person|machine|computer|"
+    r"program|computer program|alive|real|artificial intelligence|language model)"
+)
+_BOT_NOUN = r"(?:bot|robot|chatbot|chat bot|ai|human|person|machine|computer|program)"
+_KINDS: tuple[tuple[str, str], ...] = (
+    (
+        rf"\b{_ARE} {_YOU}(?: really| actually| even)? (?:a |an )?(?:real |actual |live )?{_BOT}\b",
+        "are you a bot or a person?",
+    ),
+    (
+        rf"\bis this (?:a |an )?(?:real |actual )?(?:{_BOT_NOUN}|automated)\b",
+        "are you a bot or a person?",
+    ),
+    (
+        rf"\bam i (?:talking|chatting|speaking|texting) (?:to|with) (?:a |an )?(?:real )?{_BOT}\b",
+        "are you a bot or a person?",
+    ),
+    (
+        rf"\b(?:you're|youre|you are|{_YOU} {_ARE}|ur) (?:just |such )?(?:a |an )?"
+        r"(?:bot|robot|chatbot|ai|machine|computer|program)\b",
+        "are you a bot or a person?",
+    ),
+    (
+        r"^(?:human|person|bot|robot|ai) or (?:human|person|bot|robot|ai|not)$",
+        "are you a bot or a person?",
+    ),
+    (
+        rf"\b{_YOUR} name\b|\b(?:do|did) {_YOU} have a name\b|"
+        rf"\b(?:what|how) (?:should|do|can|shall) i call {_YOU}\b|"
+        rf"^who {_ARE} {_YOU}$|^who is this$",
+        "what's your name?",
+    ),
+    (
+        rf"\b(?:tell me (?:about|something about) {_YOU}(?:rself)?|introduce {_YOU}rself)\b",
+        "tell me about yourself",
+    ),
+    (
+        rf"\bwho (?:made|created|built|programmed|developed|designed|trained|wrote|coded|owns|"
+        rf"runs|invented) (?:{_YOU}|this bot|this chatbot|this thing)\b|\b{_YOUR} (?:creator|"
+        r"maker|developer|programmer|owner|author|inventor)s?\b",
+        "who made you?",
+    ),
+    (
+        rf"\bhow (?:were|was) {_YOU} (?:made|built|created|trained|programmed)\b",
+        "how were you made?",
+    ),
+    (rf"\bhow (?:do|does) (?:{_YOU}|this bot|this chatbot|this thing) work\b", "how do you work?"),
+    (rf"\bhow old {_ARE} {_YOU}\b|\b{_YOUR} age\b", "how old are you?"),
+    (
+        rf"\b{_YOUR} birthday\b|\bwhen (?:were|was) {_YOU} (?:born|made|created)\b",
+        "when is your birthday?",
+    ),
+    (
+        rf"\bwhere {_ARE} {_YOU} (?:from|located|based)\b|\bwhere do {_YOU} (?:live|come from)\b",
+        "where are you from?",
+    ),
+    (
+        rf"\b{_ARE} {_YOU} (?:a )?(?:boy|girl|guy|man|woman|male|female|dude|lady)(?: or .*)?$|"
+        rf"\b{_YOUR} (?:gender|sex)\b",
+        "are you a boy or a girl?",
+    ),
+    (
+        rf"\bdo {_YOU} (?:have|feel) (?:any )?(?:feelings|emotions)\b|\bcan {_YOU} feel "
+        r"(?:anything|emotions|feelings|pain|love)\b",
+        "do you have feelings?",
+    ),
+    (rf"\bdo {_YOU} have a body\b", "do you have a body?"),
+    (
+        rf"\bcan {_YOU} (?:really )?think\b|\b{_ARE} {_YOU} (?:conscious|sentient|self aware)\b",
+        "can you think?",
+    ),
+    (rf"\b{_ARE} {_YOU} (?:smart|intelligent|clever)\b", "are you smart?"),
+    (
+        rf"\b{_ARE} {_YOU} (?:chatgpt|chat gpt|gpt\d*|siri|alexa|cortana|bard|gemini|claude|"
+        r"google assistant)\b",
+        "are you siri?",
+    ),
+)
+
+
+@lru_cache(maxsize=1)
+def _kinds() -> tuple[tuple[re.Pattern[str], str], ...]:
+    answers = _answers()
+    return tuple((re.compile(pattern), answers[normalise(q)]) for pattern, q in _KINDS)
+
+
 def persona_answer(message: str) -> str | None:
-    """The answer when ``message`` is one of the known questions about the bot."""
-    return _answers().get(normalise(message))
+    """The answer when ``message`` asks about the bot: one of the file's questions word for
+    word, else one of the kinds of question above in other words."""
+    text = normalise(message)
+    exact = _answers().get(text)
+    if exact is not None or not text:
+        return exact
+    return next((answer for pattern, answer in _kinds() if pattern.search(text)), None)
 
 
 def describes_the_bot(text: str) -> bool:

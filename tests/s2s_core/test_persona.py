@@ -27,3 +27,66 @@ def test_training_pairs_repeat_each_question() -> None:
     examples = persona_examples(repeat=2)
     assert len(examples) == 2 * len(persona_pairs())
     assert examples[0].context[0].speaker == "user"
+
+
+# Questions about the bot in other words than the file's, typos and lower case included,
+# with the kind of answer each must get (a word the true answer holds).
+OTHER_WORDS = [
+    ("are you a real person or a bot?", "chatbot, not a person"),
+    ("r u human", "chatbot, not a person"),
+    ("ARE U A ROBOT", "chatbot, not a person"),
+    ("ar you a bot", "chatbot, not a person"),
+    ("are yuo a bot", "chatbot, not a person"),
+    ("is this a bot?", "chatbot, not a person"),
+    ("am i chatting with a bot", "chatbot, not a person"),
+    ("you're a bot lol", "chatbot, not a person"),
+    ("human or bot?", "chatbot, not a person"),
+    ("are you even real?", "chatbot, not a person"),
+    ("whats ur name", "S2S"),
+    ("what should i call you", "S2S"),
+    ("who r u", "S2S"),
+    ("tell me about urself", "S2S"),
+    ("who coded you", "made by the people"),
+    ("who's your creator?", "made by the people"),
+    ("who programmed this bot", "made by the people"),
+    ("how were you trained", "trained on thousands"),
+    ("how does this bot work", "write a reply word by word"),
+    ("how old r u", "don't have an age"),
+    ("whats your age", "don't have an age"),
+    ("when were you born", "don't have a birthday"),
+    ("where r u from", "live on a computer"),
+    ("are you a guy or a girl", "neither"),
+    ("what's your gender", "neither"),
+    ("do you have emotions", "don't have feelings"),
+    ("are you sentient?", "Not like you do"),
+    ("are you intelligent", "not very"),
+    ("r u siri", "S2S"),
+]
+
+# Ordinary chit-chat that mentions "you", names or robots: the model's to answer.
+NOT_ABOUT_THE_BOT = [
+    "how old are your kids?",
+    "are you a morning person?",
+    "who made this cake?",
+    "what's your dog's name?",
+    "are you a student?",
+    "is this real life?",
+    "where are you going?",
+    "are you a fan of ai movies?",
+    "are you from utah?",
+    "are you a people person",
+    "what do you think about ai?",
+    "my name is bob",
+    "the robot was cool",
+]
+
+
+def test_questions_about_the_bot_in_other_words_get_a_true_answer() -> None:
+    wrong = [
+        (q, persona_answer(q)) for q, want in OTHER_WORDS if want not in (persona_answer(q) or "")
+    ]
+    assert not wrong
+
+
+def test_chit_chat_about_other_things_is_left_to_the_model() -> None:
+    assert [q for q in NOT_ABOUT_THE_BOT if persona_answer(q) is not None] == []
