@@ -5,7 +5,9 @@ Rules, in order: a candidate must say something, must not be mostly ``<unk>`` an
 repeat one of the bot's recent replies in this conversation; among those, the first without
 a defect (``quality.defects``: a goodbye to a message that said none, a greeting to a
 message that was none, cheering at bad news, a repeated word, a stock sentence that answers
-nothing; cut at ``max_len`` mid-sentence; the bot's self-description when nobody asked)
+nothing; cut at ``max_len`` mid-sentence; the bot's self-description when nobody asked; a
+life told as the bot's own, or the opposite of a taste the bot stated before: see
+``s2s_core.consistency``)
 wins, else the first acceptable one, else a fallback. A candidate cut mid-sentence (by
 ``max_len``, or by the model stopping where its training targets were cut) loses that
 sentence when a whole one precedes it, else it is "unfinished"; a defect-free candidate that
@@ -19,17 +21,18 @@ it: a defect-free candidate that shows sympathy goes first (the hybrid pool's co
 often do: "Ouch! That's too bad"), else the reply loses its cheering and stock sentences and
 opens with ``SORRY``, a rule of the product, like the persona answers, not the model's
 words. Any other chosen reply loses its stock sentences when others remain (when every
-candidate had one).
+candidate had one), and any chosen reply loses the sentences that tell a life.
 The worker, ``s2s eval`` and replay all choose through this one function.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from s2s_core.cleaning import sentences
+from s2s_core.consistency import contradicts, life_claims
 from s2s_core.decoding import Hypothesis
 from s2s_core.mmi import Reranked
 from s2s_core.persona import describes_the_bot, persona_answer
@@ -135,6 +138,10 @@ def choose_among(
             found.append("cheer_to_bad_news")
         if describes_the_bot(cand.text) and answer is None:
             found.append("unasked_self_description")
+        if life_claims(cand.text):
+            found.append("tells_a_life")
+        if contradicts(cand.text, recent_bot):
+            found.append("contradicts_itself")
         if cand.cut:
             found.append("unfinished")
         records.append(_record(cand, found))
@@ -154,8 +161,10 @@ def choose_among(
     text = candidates[pick].text if pick >= 0 else FALLBACK
     if bad_news and not is_sympathetic(text):
         text = _sympathise(text)
-    elif avoid_defects and not is_stock(message):
-        text = _without_stock(text)
+    elif avoid_defects:
+        text = _without(text, lambda s: is_stock(s) and not is_stock(message))
+    if avoid_defects:
+        text = _without(text, life_claims)
     return Choice(text, pick, records)
 
 
@@ -196,21 +205,25 @@ def _whole_sentences(text: str) -> tuple[str, bool]:
     return " ".join(parts[:-1]), False
 
 
-def _without_stock(text: str) -> str:
-    """``text`` without its stock sentences when others remain: when every candidate has
-    one ("We're having a baby in the spring!" → "Oh my goodness, that's so cool! I'm going
-    to be a freshman this fall. What about you?"), the rest can still answer."""
+def _without(text: str, unwanted: Callable[[str], object]) -> str:
+    """``text`` without its unwanted sentences when others remain: when every candidate has
+    a stock sentence ("We're having a baby in the spring!" → "Oh my goodness, that's so
+    cool! I'm going to be a freshman this fall. What about you?") or tells a life, the rest
+    can still answer."""
     parts = sentences(text)
-    kept = [s for s in parts if not is_stock(s)]
+    kept = [s for s in parts if not unwanted(s)]
     if not kept or len(kept) == len(parts):
         return text
     return " ".join(s[:1].upper() + s[1:] for s in kept)
 
 
 def _sympathise(text: str) -> str:
-    """``text`` without its cheering and stock sentences, opening with ``SORRY``."""
+    """``text`` without its cheering, stock and life-telling sentences, opening with
+    ``SORRY``."""
     kept = [
-        s[:1].upper() + s[1:] for s in sentences(text) if not is_cheerful(s) and not is_stock(s)
+        s[:1].upper() + s[1:]
+        for s in sentences(text)
+        if not is_cheerful(s) and not is_stock(s) and not life_claims(s)
     ]
     if kept and len(kept[-1].split()) < 2 and kept[-1][-1] not in ".!?":
         kept.pop()  # a word left where max_len cut the reply ("... a good person. I")

@@ -56,6 +56,35 @@ _BOT = (
 _BOT_NOUN = r"(?:bot|robot|chatbot|chat bot|ai|human|person|machine|computer|program)"
 _KINDS: tuple[tuple[str, str], ...] = (
     (
+        rf"\b{_ARE} {_YOU} (?:still )?(?:a |an )?(?:student|in college|in school|in high school|"
+        r"freshman|sophomore|junior|senior)\b|\bdo {_YOU} (?:go to|attend) (?:school|college)\b"
+        rf"|\bwhere do {_YOU} go to (?:school|college)\b",
+        "are you a student?",
+    ),
+    (
+        rf"\bwhat (?:do|did) {_YOU} (?:study|major in)\b|\b{_YOUR} major\b"
+        rf"|\bwhat {_ARE} {_YOU} (?:studying|majoring in)\b|\bwhat year {_ARE} {_YOU}\b",
+        "what do you study?",
+    ),
+    (
+        rf"\bdo {_YOU} (?:have a job|work(?: anywhere| full time| part time)?$)\b"
+        rf"|\bwhat do {_YOU} do (?:for (?:work|a living)|$)|\bwhere do {_YOU} work\b"
+        rf"|\b{_YOUR} job\b",
+        "do you have a job?",
+    ),
+    (
+        rf"\bdo {_YOU} have (?:any )?(?:siblings|brothers|sisters|brothers or sisters|a family)\b",
+        "do you have siblings?",
+    ),
+    (rf"\b{_ARE} {_YOU} (?:married|engaged)\b", "are you married?"),
+    (rf"\b{_ARE} {_YOU} single\b", "are you single?"),
+    (rf"\bdo {_YOU} have (?:any )?(?:kids|children|a son|a daughter)\b", "do you have kids?"),
+    (
+        rf"\bdo {_YOU} have (?:a )?(?:girlfriend|boyfriend|gf|bf|partner|wife|husband)\b"
+        rf"|\b{_ARE} {_YOU} (?:dating|seeing) (?:anyone|someone)\b",
+        "do you have a girlfriend?",
+    ),
+    (
         rf"\b{_ARE} {_YOU}(?: really| actually| even)? (?:a |an )?(?:real |actual |live )?{_BOT}\b",
         "are you a bot or a person?",
     ),

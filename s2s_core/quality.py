@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from s2s_core.cleaning import is_closer, is_greeting
+from s2s_core.consistency import life_claims
 
 _WORD = re.compile(r"[a-z0-9']+")
 # Words that recur in any fluent sentence ("I think I ..."), so repeating them is no defect.
@@ -128,7 +129,8 @@ def defects(reply: str, message: str) -> list[str]:
 def quality_rates(replies: Sequence[str], messages: Sequence[str]) -> dict[str, float]:
     """Shares of replies that say goodbye (to a message that did not), greet a message that
     was no greeting, repeat a word (``has_repetition``), or use a stock sentence
-    (``STOCK``); the mean copy rate from the message."""
+    (``STOCK``), or tell a life as the speaker's own (``consistency.life_claims``: untrue
+    of the bot, normal for the corpus' people); the mean copy rate from the message."""
     n = max(len(replies), 1)
     pairs = list(zip(replies, messages, strict=True))
     return {
@@ -141,5 +143,6 @@ def quality_rates(replies: Sequence[str], messages: Sequence[str]) -> dict[str, 
         "repetition_rate": sum(has_repetition(r) for r in replies) / n,
         "content_word_repeat_rate": sum(repeats_content_word(r) for r in replies) / n,
         "stock_phrase_rate": sum(is_stock(r) and not is_stock(m) for r, m in pairs) / n,
+        "life_claim_rate": sum(bool(life_claims(r)) for r in replies) / n,
         "copy_rate": sum(copy_rate(r, m) for r, m in pairs) / n,
     }

@@ -49,8 +49,8 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 DECODE_TIMEOUT_S = 20.0
 # Turns of a chat read before each reply: the model reads its own window of them, the
 # choice all of them (the bot asked "What's your favorite food?" again four turns later
-# when it only remembered three).
-RECENT_TURNS = 12
+# when it only remembered three; what it said it likes must hold twenty turns later).
+RECENT_TURNS = 40
 
 
 class Publisher(Protocol):

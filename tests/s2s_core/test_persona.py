@@ -61,6 +61,13 @@ OTHER_WORDS = [
     ("are you sentient?", "Not like you do"),
     ("are you intelligent", "not very"),
     ("r u siri", "S2S"),
+    ("r u in college", "don't go to school"),
+    ("what year are you?", "don't go to school"),
+    ("whats ur major", "don't go to school"),
+    ("do you work?", "only job"),
+    ("do you have any brothers or sisters", "don't have a family"),
+    ("are you single?", "don't date"),
+    ("Are you married?", "not married"),
 ]
 
 # Ordinary chit-chat that mentions "you", names or robots: the model's to answer.
@@ -69,7 +76,6 @@ NOT_ABOUT_THE_BOT = [
     "are you a morning person?",
     "who made this cake?",
     "what's your dog's name?",
-    "are you a student?",
     "is this real life?",
     "where are you going?",
     "are you a fan of ai movies?",
@@ -78,6 +84,9 @@ NOT_ABOUT_THE_BOT = [
     "what do you think about ai?",
     "my name is bob",
     "the robot was cool",
+    "do you work out?",
+    "what do you do for fun?",
+    "do you have a dog?",
 ]
 
 

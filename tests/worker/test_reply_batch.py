@@ -175,9 +175,10 @@ def test_the_choice_remembers_more_of_the_chat_than_the_model_reads(
     engine = service.engine
     assert isinstance(engine, SpyEngine)
     said = []
-    for message in range(1, 9):
+    messages = RECENT_TURNS // 2 + 2  # more turns than the choice reads
+    for message in range(1, messages + 1):
         said.append(service.reply(ask(5, message, f"message number {message}")).text)
     last = engine.batches[-1][0]
     assert last.conversation is not None and len(last.conversation) == RECENT_TURNS + 1
-    assert last.conversation[-1] == "message number 8"
+    assert last.conversation[-1] == f"message number {messages}"
     assert said[-1] == "…" or said[-1] not in said[-RECENT_TURNS // 2 - 1 : -1]

@@ -1,0 +1,129 @@
+"""What the bot says about itself stays true and consistent within a conversation.
+
+The bot is a chatbot (``s2s_core.persona``): it has no age, home, school, job or family. The
+corpus replies of the hybrid pool, and the Seq2Seq that learned from the same corpus, speak
+as the students who wrote them ("I'm a junior at BYU", "my brother plays that too", "I've
+been married for a while"): told as the bot's own, such a life is untrue, and the next
+such reply tells another one ("I'm a freshman" three turns after "I graduated last year").
+So a candidate that tells a life (``life_claims``) is a defect of the choice, and so is one
+that contradicts what the bot already said about its tastes in this conversation ("I love
+pizza" after "I don't like pizza"; "my favorite movie is Up" after "... is Cars").
+
+Patterns, not a model: each kind lists the first-person phrasings found in the corpus'
+replies; tests hold examples of each and of ordinary replies that must pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_I_AM = r"(?:i'?m|i am|im)"
+LIFE: dict[str, re.Pattern[str]] = {
+    "age": re.compile(
+        rf"\b{_I_AM} (?:only |just |almost |turning )?\d{{1,2}}(?: years old| yrs| yo)?\b"
+        r"(?! ?(?:minutes?|mins?|hours?|hrs?|days?|weeks?|months?|percent|%|times|miles|"
+        r"dollars|bucks|pages|points|pounds|lbs|feet|ft|inches|am|pm|o'?clock|:))"
+        r"|\bi turned \d{1,2}\b|\bi was born in (?:19|20)\d\d\b",
+        re.I,
+    ),
+    "home": re.compile(
+        r"\bi (?:live|grew up|was born|was raised) (?:in|near|outside of|on) \w+"
+        rf"|\b{_I_AM} (?:originally )?from (?!the )\w+"
+        r"|\bmy (?:hometown|home town|apartment|dorm)\b",
+        re.I,
+    ),
+    "studies": re.compile(
+        rf"\b{_I_AM} (?:a |an )?(?:freshman|sophomore|junior|senior|student|grad student|"
+        r"graduate student|ta)\b"
+        rf"|\b{_I_AM} going to be a (?:freshman|sophomore|junior|senior)\b"
+        rf"|\b{_I_AM} (?:majoring|studying|double majoring|graduating|in college|in school|"
+        r"in high school|in grad school|taking \d+ credits)\b"
+        r"|\bmy (?:major|minor|classes|class|professors?|teachers?|school|college|"
+        r"university|homework|exams?|finals|midterms?|degree|semester|mission)\b"
+        r"|\bi (?:study|major in|graduated|go to (?:college|school|byu|uvu|usu))\b",
+        re.I,
+    ),
+    "job": re.compile(
+        r"\bi (?:work|worked) (?:at|for|as|in|on|full time|part time)\b"
+        r"|\bmy (?:job|boss|coworkers?|co-workers?|internship|manager|shift|paycheck)\b"
+        rf"|\b{_I_AM} (?:a |an )?(?:nurse|teacher|engineer|developer|programmer|accountant|"
+        r"cashier|waiter|waitress|intern|manager|lawyer|doctor)\b",
+        re.I,
+    ),
+    "family": re.compile(
+        r"\bmy (?:wife|husband|girlfriend|boyfriend|gf|bf|sons?|daughters?|kids?|children|"
+        r"baby|brothers?|sisters?|siblings?|mom|dad|mother|father|parents|family|grandma|"
+        r"grandpa|grandmother|grandfather|cousins?|fiance|fiancee|fiancé|roommates?|uncle|"
+        r"aunt|niece|nephew)\b"
+        rf"|\b{_I_AM} (?:married|engaged|pregnant)\b|\bi(?:'ve| have) been married\b"
+        r"|\bi have (?:a |\d+ |two |three |four |five )?(?:kids|children|brothers?|"
+        r"sisters?|siblings|sons?|daughters?|wife|husband|girlfriend|boyfriend)\b",
+        re.I,
+    ),
+}
+
+
+def life_claims(text: str) -> set[str]:
+    """The kinds of life (age, home, studies, job, family) ``text`` tells as the speaker's
+    own."""
+    return {kind for kind, pattern in LIFE.items() if pattern.search(text)}
+
+
+_WORD = r"[a-z][a-z'-]+"
+_LIKE = re.compile(
+    rf"\bi (?:really |absolutely |totally |just )?(?P<verb>love|like|enjoy|adore|hate|"
+    rf"dislike|can't stand|cant stand|don'?t (?:really )?(?:like|love|enjoy)|"
+    rf"do not (?:really )?(?:like|love|enjoy)|never liked) (?:the |a |an |to )?(?P<what>{_WORD})",
+    re.I,
+)
+_FAVORITE = re.compile(
+    rf"\bmy (?:fav|fave|favorite|favourite) (?P<kind>{_WORD}(?: {_WORD})?) (?:is|are|was|were|"
+    rf"would be|has to be) (?:probably |definitely |the |a |an )?(?P<what>{_WORD})",
+    re.I,
+)
+_NEGATIVE = ("hate", "dislike", "can't", "cant", "don", "do not", "never")
+# Words too general to hold a taste about: "I like to think", "I love that".
+_GENERAL = """that this it them those these you your to be do go see think know say get have make
+it's that's what how when"""
+_NOT_A_THING = frozenset(_GENERAL.split())
+
+
+def stances(text: str) -> dict[str, bool]:
+    """What ``text`` says the speaker likes (True) or dislikes (False), by its first word:
+    "I don't really like pizza" → {"pizza": False}."""
+    found = {}
+    for match in _LIKE.finditer(text):
+        what = match.group("what").lower()
+        if what not in _NOT_A_THING:
+            found[_stem(what)] = not match.group("verb").lower().startswith(_NEGATIVE)
+    return found
+
+
+def favorites(text: str) -> dict[str, str]:
+    """The speaker's favorites ``text`` names: "My favorite food is pizza" → {"food": "pizza"}."""
+    return {
+        _stem(m.group("kind").lower()): _stem(m.group("what").lower())
+        for m in _FAVORITE.finditer(text)
+    }
+
+
+def contradicts(candidate: str, said: Iterable[str]) -> bool:
+    """Whether ``candidate`` says the opposite of the bot's earlier turns ``said`` about its
+    tastes: likes what it disliked (or the reverse), or names another favorite of a kind."""
+    mine, my_favorites = stances(candidate), favorites(candidate)
+    if not mine and not my_favorites:
+        return False
+    for turn in said:
+        before = stances(turn)
+        if any(what in before and before[what] != liked for what, liked in mine.items()):
+            return True
+        named = favorites(turn)
+        if any(kind in named and named[kind] != what for kind, what in my_favorites.items()):
+            return True
+    return False
+
+
+def _stem(word: str) -> str:
+    """Plural and singular as one: "movies" and "movie", "dogs" and "dog"."""
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") and len(word) > 3 else word

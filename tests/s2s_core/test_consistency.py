@@ -1,0 +1,87 @@
+"""The bot tells no life and keeps its tastes: the consistency rules and the choice."""
+
+from __future__ import annotations
+
+import pytest
+
+from s2s_core.choice import Candidate, choose_among
+from s2s_core.consistency import contradicts, favorites, life_claims, stances
+
+TELLS_A_LIFE = [
+    ("I'm a junior at BYU", "studies"),
+    ("Yeah, my class got cancelled today", "studies"),
+    ("I'm going to be a freshman this fall", "studies"),
+    ("I graduated last year", "studies"),
+    ("im 21 haha", "age"),
+    ("I turned 19 last week", "age"),
+    ("I live in Provo", "home"),
+    ("I'm from CA, the west coast", "home"),
+    ("I work at a bank downtown", "job"),
+    ("my boss is the worst", "job"),
+    ("Mmhm, my mom makes lasagna with ravioli", "family"),
+    ("I've been married for a while.", "family"),
+    ("I have two sisters", "family"),
+]
+
+TELLS_NONE = [
+    "I'm 5 minutes away",
+    "I love hiking!",
+    "That sounds like so much fun! What did you do?",
+    "I'm so tired today",
+    "I'm from the future haha",
+    "I have two dogs",
+    "Where do you live?",
+    "Do you have any siblings?",
+    "What's your major?",
+    "I'm 100% sure",
+]
+
+
+@pytest.mark.parametrize(("text", "kind"), TELLS_A_LIFE)
+def test_a_life_told_as_ones_own_is_found(text: str, kind: str) -> None:
+    assert kind in life_claims(text)
+
+
+@pytest.mark.parametrize("text", TELLS_NONE)
+def test_tastes_questions_and_numbers_tell_no_life(text: str) -> None:
+    assert life_claims(text) == set()
+
+
+def test_tastes_and_favorites_are_read() -> None:
+    assert stances("I don't really like pizza. I love dogs! I like to think so") == {
+        "pizza": False,
+        "dog": True,
+    }
+    assert favorites("My favorite movie is Up and my fave food would be tacos") == {
+        "movie": "up",
+        "food": "taco",
+    }
+
+
+def test_the_opposite_of_an_earlier_taste_contradicts_it() -> None:
+    said = ["Haha yes! I don't like pizza much though.", "My favorite movie is Up."]
+    assert contradicts("I love pizza!", said)
+    assert contradicts("My favorite movies are Cars", said)
+    assert not contradicts("I don't like pizza either", said)
+    assert not contradicts("My favorite movie is Up, for sure", said)
+    assert not contradicts("I love tacos", said)
+
+
+def test_the_choice_passes_over_a_life_and_a_contradiction() -> None:
+    pool = [
+        Candidate("I'm a junior studying biology.", "retrieved"),
+        Candidate("I love pizza!", "retrieved"),
+        Candidate("Nice! What kind of pizza do you like?", "generated"),
+    ]
+    choice = choose_among(pool, "I had pizza for lunch.", ["I don't like pizza much."])
+    assert choice.text == "Nice! What kind of pizza do you like?"
+    assert "tells_a_life" in choice.candidates[0]["defects"]
+    assert "contradicts_itself" in choice.candidates[1]["defects"]
+
+
+def test_a_chosen_reply_loses_the_sentences_that_tell_a_life() -> None:
+    pool = [Candidate("That sounds fun! My brother plays that too. Do you play often?")]
+    assert choose_among(pool, "I play chess.").text == "That sounds fun! Do you play often?"
+    only = [Candidate("I work at a bank.")]
+    assert choose_among(only, "what do you like to do").text == "I work at a bank."
+    assert choose_among(pool, "I play chess.", avoid_defects=False).text == pool[0].text
