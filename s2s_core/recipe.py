@@ -40,6 +40,7 @@ from s2s_core.train import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 TASKS = ("chitchat", "tsv", "jsonl", *SYNTHETIC_TASKS)
+MIXED_VALID_PAIRS = 200  # fewest original-corpus pairs a fine-tune with --mix validates on
 
 
 @dataclass
@@ -105,19 +106,25 @@ def load_split(data: DataConfig, split: str) -> list[Example]:
         if data.limit:
             examples = examples[: data.limit]
         if data.mix:
-            examples = examples + _mixed_in(data, len(examples))
+            examples = examples + _mixed_in(data, len(examples), "train")
+    elif split == "valid" and data.mix:
+        # A fine-tune on a few dozen logged pairs validates on two or three of them: the
+        # best checkpoint would be picked on noise. Its validation takes the same share of
+        # the original corpus' validation pairs, at least MIXED_VALID_PAIRS.
+        examples = examples + _mixed_in(data, len(examples), "valid", MIXED_VALID_PAIRS)
     if data.direction == "backward":
         examples = [backward_example(ex) for ex in examples]
     return examples
 
 
-def _mixed_in(data: DataConfig, new_pairs: int) -> list[Example]:
-    """Original-corpus training pairs making up ``data.mix`` of the whole (fixed seed)."""
-    wanted = round(new_pairs * data.mix / (1.0 - data.mix))
+def _mixed_in(data: DataConfig, new_pairs: int, split: str, at_least: int = 0) -> list[Example]:
+    """Original-corpus pairs of ``split`` making up ``data.mix`` of the whole, at least
+    ``at_least`` of them (fixed seed)."""
+    wanted = max(round(new_pairs * data.mix / (1.0 - data.mix)), at_least)
     source = DataConfig(task=data.mix_with, context_turns=data.context_turns)
-    pool = load_split(source, "train")
+    pool = load_split(source, split)
     chosen = random.Random(data.split_seed).sample(range(len(pool)), min(wanted, len(pool)))
-    log.info("mixing %d %s pairs into %d new ones", len(chosen), data.mix_with, new_pairs)
+    log.info("mixing %d %s %s pairs into %d new ones", len(chosen), data.mix_with, split, new_pairs)
     return [pool[i] for i in sorted(chosen)]
 
 

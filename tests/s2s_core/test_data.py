@@ -127,3 +127,23 @@ def test_bucket_sampler_covers_everything_once_and_groups_lengths() -> None:
 
 def test_pad_batch_right_pads() -> None:
     assert pad_batch([[3], [4, 5]]).tolist() == [[3, 0], [4, 5]]
+
+
+def test_a_fine_tune_on_few_pairs_validates_on_the_corpus_too(tmp_path: Path) -> None:
+    """44 logged pairs hold 2 validation pairs: with --mix the original corpus' validation
+    pairs join them (the best checkpoint is never picked on one or two pairs)."""
+    from s2s_core.recipe import MIXED_VALID_PAIRS, DataConfig, load_split
+
+    path = tmp_path / "pairs.jsonl"
+    turn = {"speaker": "user", "text": "message {}"}
+    rows = [
+        {"context": [{**turn, "text": f"message {i}"}], "response": f"reply {i}"} for i in range(44)
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    alone = DataConfig(task="jsonl", path=str(path), context_turns=1)
+    mixed = DataConfig(task="jsonl", path=str(path), context_turns=1, mix=0.5, mix_with="copy")
+    own = load_split(alone, "valid")
+    assert len(own) == 2
+    valid = load_split(mixed, "valid")
+    assert valid[:2] == own and len(valid) == 2 + MIXED_VALID_PAIRS
+    assert valid == load_split(mixed, "valid")  # the same pairs every run
