@@ -42,8 +42,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/decode.py
 
-# Builds the images and runs the compose stack against a fake Telegram (~10 min cold; Docker,
-# or podman after ../shared/containers/host-setup.sh). Not part of `make test`.
+# Builds the images and runs the compose stack against a fake Telegram (~10 min cold). Needs
+# Docker, or podman with podman-compose. Not part of `make test`.
 deploy-smoke: $(STAMP)
 	$(BIN)/python -m tests.deploy.smoke
 

@@ -251,7 +251,7 @@ class Trainer:
         record = {
             "epoch": p.epoch + (1 if complete else p.batch_in_epoch / len(self.sampler)),
             "step": p.step,
-            "train_loss": p.curve[-1][1] if p.curve else math.nan,
+            "train_loss": p.curve[-1][1] if p.curve else None,  # JSON null, never NaN
             "valid_loss": valid_loss,
             "valid_ppl": perplexity(valid_loss),
             "lr": warmup_lr(cfg.lr, p.step, self.warmup_steps, p.lr_factor),

@@ -238,8 +238,9 @@ def reset(self: Task, payload: Any) -> None:
 
 @app.task(name=RETRAIN_TASK, bind=True)
 def retrain(self: Task, payload: Any) -> None:
-    """Long work on the maintenance queue: single-flight under a Redis lock, so a redelivery
-    (a run can outlast the visibility timeout) finds it running and leaves."""
+    """Long work on the training queue (a trainer process only): single-flight under a
+    Redis lock, so a redelivery (a run can outlast the visibility timeout) finds it running
+    and leaves."""
     from pathlib import Path
 
     from worker.retrain import RetrainPlan

@@ -7,9 +7,9 @@ restarting → bot + CPU worker answer a message and the exchange is stored →
 every healthcheck passes → a killed bot container comes back and answers again → SIGTERM
 gives the worker a warm shutdown → everything torn down (volumes included), also on failure.
 
-Docker (``docker compose``) or podman with podman-compose (``../shared/containers/
-host-setup.sh`` on machines without Docker: it builds local stand-ins for the base images,
-and the redis/postgres ones are swapped in by an override file). Not part of ``make test``:
+Docker (``docker compose``) or podman with podman-compose (where the registries cannot give
+the redis/postgres base images, local stand-ins are swapped in by an override file). Not
+part of ``make test``:
 a cold run takes about ten minutes. Run it after changing a Dockerfile, the compose file, a
 dependency or the start-up of the bot or the worker.
 """
@@ -110,9 +110,7 @@ def detect_engine() -> Engine:
     )
     if shutil.which("podman") and compose:
         return Engine("podman", [compose])
-    raise SmokeFailure(
-        "no container engine: install Docker, or run ../shared/containers/host-setup.sh (podman)"
-    )
+    raise SmokeFailure("no container engine: install Docker, or podman with podman-compose")
 
 
 class Clock:
