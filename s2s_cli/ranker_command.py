@@ -24,31 +24,51 @@ def train_ranker(
     lr: Annotated[
         float, typer.Option(min=0.0, help="Peak learning rate (AdamW, 100 warm-up steps).")
     ] = 2e-5,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Start from this ranker folder (e.g. a checkpoint's ranker/)."),
+    ] = None,
+    hard_negatives: Annotated[
+        bool,
+        typer.Option(
+            help="Add to each pair one corpus reply retrieved for its own conversation as a "
+            "negative (the kind of candidate the ranker meets at reply time)."
+        ),
+    ] = True,
     threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads.")] = None,
     device: Device = "auto",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Fine-tunes all-MiniLM-L6-v2 on the cleaned Chit-Chat training split (each
-    conversation's last two turns against the reply people gave, the batch's other replies
-    as negatives) and saves it to --out every 100 steps; copy the folder into a checkpoint
-    as ranker/ to rank its hybrid pool with it."""
+    """Fine-tunes all-MiniLM-L6-v2 (or --init) on the cleaned Chit-Chat training split
+    (each conversation's last two turns against the reply people gave; the batch's other
+    replies and, with --hard-negatives, replies retrieved for similar conversations as
+    negatives) and saves it to --out every 100 steps; copy the folder into a checkpoint as
+    ranker/ to rank its hybrid pool with it."""
     import torch
 
     from s2s_core.device import resolve_device
     from s2s_core.ranker import Ranker, RankerUnavailable, conversation_text, fine_tune
-    from s2s_core.retrieval import corpus_pairs
+    from s2s_core.retrieval import CorpusIndex, RetrievalUnavailable, corpus_pairs
+    from s2s_core.retrieval import hard_negatives as retrieved_negatives
 
     if threads:
         torch.set_num_threads(threads)
+    if init is not None and not init.is_dir():
+        fail(f"--init {init}: not a ranker folder")
+    start = out if (out / "progress.txt").is_file() else init
     try:
-        ranker = Ranker.load(
-            out if (out / "progress.txt").is_file() else None, str(resolve_device(device))
-        )
+        ranker = Ranker.load(start, str(resolve_device(device)))
     except RankerUnavailable as exc:
         fail(str(exc))
-    pairs = [
-        (conversation_text([t.text for t in ex.context]), ex.response) for ex in corpus_pairs()
-    ]
+    examples = corpus_pairs()
+    pairs = [(conversation_text([t.text for t in ex.context]), ex.response) for ex in examples]
+    negatives = None
+    if hard_negatives:
+        try:
+            index = CorpusIndex.cached(settings_or_exit().retrieval_dir)
+        except (RetrievalUnavailable, OSError) as exc:
+            fail(f"hard negatives need the corpus index: {exc}")
+        negatives = retrieved_negatives(index, examples)
     typer.echo(f"{len(pairs):,} training pairs; saving to {out}", err=True)
     fine_tune(
         ranker,
@@ -59,6 +79,7 @@ def train_ranker(
         lr=lr,
         save_every=100,
         progress=progress,
+        negatives=negatives,
     )
     typer.echo(str(out))
 

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -156,13 +156,19 @@ def fine_tune(
     seed: int = 0,
     save_every: int = 200,
     progress: bool = True,
+    negatives: Callable[[Sequence[int]], Sequence[Sequence[str]]] | None = None,
 ) -> None:
     """Fine-tunes the encoder for response selection with in-batch negatives: each
     (conversation, reply) pair's reply must score above the other replies of its batch
     (cross-entropy over ``scale`` x cosines; Henderson et al. 2017). Replies equal to
     another in the batch are masked, not counted as wrong. Saved to ``out`` every
     ``save_every`` steps and at the end; a run continues from ``out`` when it holds a save
-    (``progress.txt`` says how many steps it took)."""
+    (``progress.txt`` says how many steps it took).
+
+    ``negatives`` gives, for the pairs of a batch (their indices in ``pairs``), replies
+    that answer *similar* conversations (found by retrieval): one of each pair's joins the
+    batch as a hard negative. At reply time the ranker chooses among exactly such replies,
+    all sharing the conversation's words; random in-batch replies rarely do."""
     from tqdm import tqdm
 
     folder = Path(out)
@@ -175,8 +181,12 @@ def fine_tune(
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     for step in tqdm(range(done, steps), initial=done, total=steps, disable=not progress):
         start = (step * batch_size) % max(len(order) - batch_size, 1)
-        batch = [pairs[i] for i in order[start : start + batch_size]]
-        loss = _in_batch_loss(model, batch, scale)
+        chosen = order[start : start + batch_size]
+        batch = [pairs[i] for i in chosen]
+        hard = (
+            [rng.choice(found) if found else "" for found in negatives(chosen)] if negatives else []
+        )
+        loss = _in_batch_loss(model, batch, scale, [h for h in hard if h])
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -188,16 +198,22 @@ def fine_tune(
     model.eval()
 
 
-def _in_batch_loss(model: Any, batch: Sequence[tuple[str, str]], scale: float) -> torch.Tensor:
+def _in_batch_loss(
+    model: Any, batch: Sequence[tuple[str, str]], scale: float, hard: Sequence[str] = ()
+) -> torch.Tensor:
+    """Each conversation against every reply of the batch plus the hard negatives; the
+    right column is its own reply."""
     queries = model(model.preprocess([q for q, _ in batch]))["sentence_embedding"]
-    replies = model(model.preprocess([r for _, r in batch]))["sentence_embedding"]
+    columns = [r for _, r in batch] + list(hard)
+    replies = model(model.preprocess(columns))["sentence_embedding"]
     sims = (
         scale
         * torch.nn.functional.normalize(queries, dim=-1)
         @ (torch.nn.functional.normalize(replies, dim=-1).T)
-    )  # sims: [batch, batch]
-    texts = [r.lower().strip() for _, r in batch]
-    same = torch.tensor([[a == b for b in texts] for a in texts], device=sims.device)
+    )  # sims: [batch, batch + hard]
+    texts = [" ".join(t.lower().split()) for t in columns]
+    same = torch.tensor([[texts[i] == b for b in texts] for i in range(len(batch))])
+    same = same.to(sims.device)
     same.fill_diagonal_(False)
     sims = sims.masked_fill(same, float("-inf"))
     return torch.nn.functional.cross_entropy(sims, torch.arange(len(batch), device=sims.device))

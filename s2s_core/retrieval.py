@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -37,6 +37,7 @@ from s2s_core.corpora import Example, chitchat_examples
 
 log = logging.getLogger(__name__)
 
+NEARBY = 10  # hard negatives: rows this close may be the same conversation
 PREVIOUS_WEIGHT = 0.5  # the turn before the message counts half as much as the message
 FORMAT = 2  # bump when what is indexed or how changes: old caches are then rebuilt
 MISSING = "retrieval needs bm25s and PyStemmer: .venv/bin/pip install bm25s PyStemmer"
@@ -189,6 +190,34 @@ class CorpusIndex:
             if len(found) == k:
                 break
         return found
+
+
+def hard_negatives(
+    index: CorpusIndex, pairs: Sequence[Example], k: int = 8
+) -> Callable[[Sequence[int]], list[list[str]]]:
+    """For pairs of the indexed corpus (their rows), the corpus replies retrieved for each
+    pair's own conversation, the pair's reply itself left out (by row and by text): what
+    the ranker will have to tell apart from the right reply at reply time. Replies of
+    pairs within ``NEARBY`` rows are left out too: they are turns of the same conversation
+    (one dialogue's pairs are consecutive), often fine answers themselves."""
+    if len(index) != len(pairs):
+        raise ValueError(f"the index holds {len(index)} replies, not these {len(pairs)} pairs")
+
+    def find(rows: Sequence[int]) -> list[list[str]]:
+        found = index.search([[t.text for t in pairs[r].context] for r in rows], 2 * k)
+        out = []
+        for row, hits in zip(rows, found, strict=True):
+            own = " ".join(pairs[row].response.lower().split())
+            out.append(
+                [
+                    h.text
+                    for h in hits
+                    if abs(h.row - row) > NEARBY and " ".join(h.text.lower().split()) != own
+                ][:k]
+            )
+        return out
+
+    return find
 
 
 def cache_folder(cache_dir: str | Path, split_seed: int = 13) -> Path:

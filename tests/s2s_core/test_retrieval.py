@@ -90,3 +90,21 @@ def test_the_index_holds_the_training_split_only() -> None:
     index = CorpusIndex.build(pairs)
     found = index.search([[t.text for t in ex.context] for ex in held_out], k=20)
     assert only_held_out and not only_held_out & {r.text for rs in found for r in rs}
+
+
+def test_hard_negatives_are_replies_to_similar_conversations_never_its_own() -> None:
+    filler = [pair("so", f"word{i} thing{i}", f"reply {i}") for i in range(30)]
+    pairs = [
+        pair("hobbies?", "I play soccer every weekend", "Which position do you play?"),
+        pair("and then?", "I play soccer with my team", "Nice, are you any good?"),  # same chat
+        *filler,
+        pair("sports?", "I play soccer on tuesdays", "Cool, what team?"),
+        pair("weekend?", "soccer every weekend for me", "Which position do you play?"),
+    ]
+    index = CorpusIndex.build(pairs)
+    found = retrieval.hard_negatives(index, pairs, k=3)([0])[0]
+    assert "Cool, what team?" in found
+    assert "Which position do you play?" not in found  # its own reply, also under another row
+    assert "Nice, are you any good?" not in found  # a row nearby: likely its own conversation
+    with pytest.raises(ValueError, match="not these"):
+        retrieval.hard_negatives(index, pairs[:-1])
