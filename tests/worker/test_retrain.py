@@ -161,6 +161,21 @@ def test_gate_compares_perplexity_and_diversity() -> None:
     assert not gate.verdict(_replay({"distinct_2": 0.3}), _replay({"distinct_2": 0.2}))[0]
 
 
+def test_the_gate_refuses_sides_that_run_different_stages() -> None:
+    """A fine-tune that lost the MMI stage is not compared as if it were the same product."""
+    from worker.replay import pipeline_stages
+
+    good = {"human_perplexity": 45.0, "distinct_2": 0.25}
+    base = _replay({"human_perplexity": 50.0, "distinct_2": 0.20})
+    base.metrics["stages"] = pipeline_stages(mmi=True, hybrid=True)
+    lost = _replay({**good, "stages": pipeline_stages(mmi=False, hybrid=True)})
+    promoted, reasons = Gate().verdict(lost, base)
+    assert not promoted and reasons[0].startswith("not comparable")
+    assert "MMI reranking" in reasons[0]
+    same = _replay({**good, "stages": pipeline_stages(mmi=True, hybrid=True)})
+    assert Gate().verdict(same, base)[0]
+
+
 @pytest.mark.parametrize(
     "payload", [{"epochs": 0}, {"mix": 1.0}, {"replay_limit": 0}, {"epochs": "many"}, {"x": 1}]
 )
