@@ -7,7 +7,7 @@ a defect (``quality.defects``: a goodbye to a message that said none, a greeting
 message that was none, cheering at bad news, a repeated word, a stock sentence that answers
 nothing; cut at ``max_len`` mid-sentence; the bot's self-description when nobody asked; a
 life told as the bot's own, or the opposite of a taste the bot stated before: see
-``s2s_core.consistency``)
+``s2s_core.consistency``; a sentence or question the bot already said in this conversation)
 wins, else the first acceptable one, else a fallback. A candidate cut mid-sentence (by
 ``max_len``, or by the model stopping where its training targets were cut) loses that
 sentence when a whole one precedes it, else it is "unfinished"; a defect-free candidate that
@@ -27,6 +27,7 @@ The worker, ``s2s eval`` and replay all choose through this one function.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,6 +131,7 @@ def choose_among(
     answer = persona_answer(message) if avoid_defects else None
     sad_story = is_bad_news(user_before)
     said = {_norm(t) for t in recent_bot}
+    said_sentences = {s for t in recent_bot for s in _own_sentences(t)}
     bad_news = avoid_defects and is_bad_news(message)
     records, whole, clean, acceptable, kind = [], -1, -1, -1, -1
     for i, cand in enumerate(candidates):
@@ -142,6 +144,8 @@ def choose_among(
             found.append("tells_a_life")
         if contradicts(cand.text, recent_bot):
             found.append("contradicts_itself")
+        if said_sentences & _own_sentences(cand.text):
+            found.append("repeats_itself")
         if cand.cut:
             found.append("unfinished")
         records.append(_record(cand, found))
@@ -250,3 +254,15 @@ def _record(cand: Candidate, found: list[str]) -> dict[str, Any]:
 
 def _norm(text: str) -> str:
     return " ".join(text.lower().split())
+
+
+def _own_sentences(text: str) -> set[str]:
+    """The sentences of a reply that would read as the bot repeating itself: questions and
+    sentences of three words or more ("Nice! What's your major?" five turns running, each
+    time with another opener; "Nice!" alone may recur)."""
+    found = set()
+    for sentence in sentences(text):
+        words = re.findall(r"[a-z0-9']+", sentence.lower())
+        if len(words) >= 3 or (sentence.rstrip().endswith("?") and len(words) >= 2):
+            found.add(" ".join(words))
+    return found

@@ -1,6 +1,6 @@
 """What the bot says about itself stays true and consistent within a conversation.
 
-The bot is a chatbot (``s2s_core.persona``): it has no age, home, school, job or family. The
+The bot is a chatbot (``s2s_core.persona``): it has no age, home, school, job, family or pets. The
 corpus replies of the hybrid pool, and the Seq2Seq that learned from the same corpus, speak
 as the students who wrote them ("I'm a junior at BYU", "my brother plays that too", "I've
 been married for a while"): told as the bot's own, such a life is untrue, and the next
@@ -28,7 +28,9 @@ LIFE: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "home": re.compile(
-        r"\bi (?:live|grew up|was born|was raised) (?:in|near|outside of|on) \w+"
+        r"\bi (?:live|grew up|was born|was raised) (?:in|near|outside of|on) \w+|\bwhere i live\b"
+        rf"|\b{_I_AM} in (?:southern|northern|eastern|western|central|north|south|east|west) \w+"
+        r"|\b(?:here|back home) in [a-z]+\b"
         rf"|\b{_I_AM} (?:originally )?from (?!the )\w+"
         r"|\bmy (?:hometown|home town|apartment|dorm)\b",
         re.I,
@@ -41,14 +43,22 @@ LIFE: dict[str, re.Pattern[str]] = {
         r"in high school|in grad school|taking \d+ credits)\b"
         r"|\bmy (?:major|minor|classes|class|professors?|teachers?|school|college|"
         r"university|homework|exams?|finals|midterms?|degree|semester|mission)\b"
-        r"|\bi (?:study|major in|graduated|go to (?:college|school|byu|uvu|usu))\b",
+        r"|\bi (?:study|major in|graduated|go to (?:college|school|byu|uvu|usu))\b"
+        r"|\b(?:when|after|before|once) i graduate\b|\bgraduate sooner\b|\bget a minor\b"
+        r"|\bi (?:only |just |also )?(?:had|have|took|failed|passed|aced) (?:a |an |one |two |"
+        r"my |the )?"
+        r"(?:class|classes|test|exam|quiz|midterm|final|finals)\b"
+        r"|\bi got an? (?:[0-4]\.\d+|a|b|c|d|f)\b(?! (?:lot|few|bit|new|good|great))"
+        r"|\bmy gpa\b",
         re.I,
     ),
     "job": re.compile(
         r"\bi (?:work|worked) (?:at|for|as|in|on|full time|part time)\b"
         r"|\bmy (?:job|boss|coworkers?|co-workers?|internship|manager|shift|paycheck)\b"
         rf"|\b{_I_AM} (?:a |an )?(?:nurse|teacher|engineer|developer|programmer|accountant|"
-        r"cashier|waiter|waitress|intern|manager|lawyer|doctor)\b",
+        r"cashier|waiter|waitress|intern|manager|lawyer|doctor)\b"
+        rf"|\b{_I_AM} (?:going to|gonna) work (?:at|for)\b|\bi want to (?:eventually )?become an? "
+        r"(?:judge|lawyer|doctor|nurse|teacher|engineer|dentist)\b",
         re.I,
     ),
     "family": re.compile(
@@ -61,12 +71,18 @@ LIFE: dict[str, re.Pattern[str]] = {
         r"sisters?|siblings|sons?|daughters?|wife|husband|girlfriend|boyfriend)\b",
         re.I,
     ),
+    "pets": re.compile(
+        r"\bmy (?:dog|dogs|cat|cats|puppy|kitten|fish|hamster|bird|pets?|bunny|rabbit|horse)\b"
+        r"|\bi (?:have|own|got) (?:a |an |two |three |\d+ )?(?:dog|dogs|cat|cats|puppy|puppies|"
+        r"kitten|kittens|fish|hamster|bird|pets?|bunny|rabbit|horse)\b",
+        re.I,
+    ),
 }
 
 
 def life_claims(text: str) -> set[str]:
-    """The kinds of life (age, home, studies, job, family) ``text`` tells as the speaker's
-    own."""
+    """The kinds of life (age, home, studies, job, family, pets) ``text`` tells as the
+    speaker's own."""
     return {kind for kind, pattern in LIFE.items() if pattern.search(text)}
 
 

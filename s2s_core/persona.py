@@ -126,7 +126,7 @@ _KINDS: tuple[tuple[str, str], ...] = (
         "how were you made?",
     ),
     (rf"\bhow (?:do|does) (?:{_YOU}|this bot|this chatbot|this thing) work\b", "how do you work?"),
-    (rf"\bhow old {_ARE} {_YOU}\b|\b{_YOUR} age\b", "how old are you?"),
+    (rf"\bhow old (?:{_ARE}|were|did {_YOU} say) {_YOU}\b|\b{_YOUR} age\b", "how old are you?"),
     (
         rf"\b{_YOUR} birthday\b|\bwhen (?:were|was) {_YOU} (?:born|made|created)\b",
         "when is your birthday?",

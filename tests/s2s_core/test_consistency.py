@@ -21,6 +21,12 @@ TELLS_A_LIFE = [
     ("Mmhm, my mom makes lasagna with ravioli", "family"),
     ("I've been married for a while.", "family"),
     ("I have two sisters", "family"),
+    ("Yeah i got a 4.0 it was rough", "studies"),
+    ("I only had one class today but I also took a test", "studies"),
+    ("I am going to work at Intel when I graduate", "job"),
+    ("Hmm I haven't checked the weather. I'm in southern utah", "home"),
+    ("My dog is a year and a half old", "pets"),
+    ("I have a fish. Do you have any pets?", "pets"),
 ]
 
 TELLS_NONE = [
@@ -29,7 +35,9 @@ TELLS_NONE = [
     "That sounds like so much fun! What did you do?",
     "I'm so tired today",
     "I'm from the future haha",
-    "I have two dogs",
+    "I love dogs, they are the best",
+    "I got a lot of work done",
+    "I'm in love with this song",
     "Where do you live?",
     "Do you have any siblings?",
     "What's your major?",
@@ -85,3 +93,18 @@ def test_a_chosen_reply_loses_the_sentences_that_tell_a_life() -> None:
     only = [Candidate("I work at a bank.")]
     assert choose_among(only, "what do you like to do").text == "I work at a bank."
     assert choose_among(pool, "I play chess.", avoid_defects=False).text == pool[0].text
+
+
+def test_the_bot_does_not_say_the_same_sentence_again() -> None:
+    """ "What's your major?" five turns running, each time after another opener."""
+    pool = [
+        Candidate("Nice! What's your major?", "generated"),
+        Candidate("That's cool. What's your major?", "generated"),
+        Candidate("Cool! How long have you been coding?", "generated"),
+    ]
+    said = ["That's cool. What's your major?", "Nice!"]
+    choice = choose_among(pool, "I mostly write Kotlin", said)
+    assert choice.text == "Cool! How long have you been coding?"
+    assert "repeats_itself" in choice.candidates[0]["defects"]
+    again = choose_among([Candidate("Nice! How old is he?")], "I got a puppy", said)
+    assert "defects" not in again.candidates[0]  # "Nice!" alone may recur

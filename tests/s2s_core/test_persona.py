@@ -53,6 +53,7 @@ OTHER_WORDS = [
     ("how does this bot work", "write a reply word by word"),
     ("how old r u", "don't have an age"),
     ("whats your age", "don't have an age"),
+    ("how old did you say you were?", "don't have an age"),
     ("when were you born", "don't have a birthday"),
     ("where r u from", "live on a computer"),
     ("are you a guy or a girl", "neither"),
