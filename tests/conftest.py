@@ -1,7 +1,10 @@
-"""Shared fixtures: a tiny tokenizer and model, and a saved checkpoint of them."""
+"""Shared fixtures: a tiny tokenizer and model, and a saved checkpoint of them; and the
+suite's last check: no process a test started is still running."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -34,3 +37,29 @@ def slow_checkpoint(tmp_path: Path, tokenizer: Tokenizer) -> Path:
     """A wide untrained model: decoding takes long enough to catch a worker mid-batch."""
     model = tiny_model(tokenizer.vocab_size, hidden_dim=256, emb_dim=64)
     return save_checkpoint(tmp_path / "slow", model, tokenizer, {"data": {"max_src_len": 64}})
+
+
+def live_children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the running (not zombie) children of ``pid`` (Linux /proc;
+    elsewhere none are found)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, UnicodeDecodeError):
+            continue  # gone meanwhile
+        if int(ppid) == pid and state != "Z" and "multiprocessing" not in command:
+            found.append((int(stat.parent.name), command.strip()))
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Every process a test starts is stopped by its teardown, even when it fails: one left
+    running (a redis-server behind a failed start) fails the run, and is killed."""
+    left = live_children(os.getpid())
+    for pid, command in left:
+        print(f"\nleft running by the tests: pid {pid}: {command}")
+        os.kill(pid, signal.SIGKILL)
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

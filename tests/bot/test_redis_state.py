@@ -27,3 +27,17 @@ def test_state_works_after_an_idle_redis_restart() -> None:
         loop.close()
     finally:
         server.stop()
+
+
+def test_a_redis_server_that_cannot_start_is_not_left_behind() -> None:
+    """Its port taken, redis-server exits at start: the failure says so and nothing of it
+    stays (a timed-out start used to leave the server running behind the failed test)."""
+    import socket
+
+    server = PrivateRedis()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", server.port))
+        taken.listen()
+        with pytest.raises(AssertionError, match="exited at start"):
+            server.start()
+    assert server.proc is None

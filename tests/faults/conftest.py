@@ -17,7 +17,6 @@ from worker.store.migrate import upgrade
 @pytest.fixture
 def rig(tmp_path: Path, checkpoint_dir: Path) -> Iterator[dict[str, Any]]:
     server = PrivateRedis(aof_dir=tmp_path)
-    server.start()
     db_url = f"sqlite:///{tmp_path / 'restarts.sqlite3'}"
     upgrade(db_url)
     store = DialogueStore(db_url)
@@ -31,6 +30,7 @@ def rig(tmp_path: Path, checkpoint_dir: Path) -> Iterator[dict[str, Any]]:
         "METRICS_PORT": "0",
     }
     try:
+        server.start()  # inside: a server that fails to start is stopped too
         yield {"server": server, "store": store, "env": env, "tmp": tmp_path}
     finally:
         store.engine.dispose()

@@ -108,12 +108,21 @@ class PrivateRedis:
         else:
             options += ["--appendonly", "yes", "--appendfsync", "always"]
             options += ["--dir", str(self.aof_dir)]
-        self.proc = subprocess.Popen(
+        proc = self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), *options], stdout=subprocess.DEVNULL
         )
         client = redis.Redis.from_url(self.url)
-        wait_for(lambda: _pings(client), 10, "redis-server to start")
-        client.close()
+        try:
+            # Slow to start on a loaded machine: a fresh clone's first `make test` timed
+            # out here and left the server running behind the failed test.
+            wait_for(lambda: _pings(client) or proc.poll() is not None, 60, "redis-server")
+            if proc.poll() is not None:
+                raise AssertionError(f"redis-server on port {self.port} exited at start")
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            client.close()
 
     def stop(self) -> None:
         if self.proc is not None:
