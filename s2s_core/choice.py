@@ -14,7 +14,8 @@ sentence when a whole one precedes it, else it is "unfinished"; a defect-free ca
 lost nothing goes before one that did (the lost sentence may be what earned its MMI rank: "I
 want to learn a new language" got "That's cool. I'm a little scared of it." once its cut
 sentence about Spanish was gone, over "I would love to learn spanish"). A known question
-about the bot (``s2s_core.persona``) gets its one true answer instead. Bad news that the
+about the bot (``s2s_core.persona``) gets its one true answer instead, and a question the
+user asked before in the chat gets the bot's earlier answer again. Bad news that the
 chosen reply meets without sympathy (the corpus holds little: "My grandmother passed away"
 got "That's so cool! I love it", and then "I have a friend who is going to go to BYU") gets
 it: a defect-free candidate that shows sympathy goes first (the hybrid pool's corpus replies
@@ -45,6 +46,8 @@ MAX_UNK_SHARE = 0.2
 FALLBACK = "…"
 SORRY = "I'm sorry to hear that."
 PERSONA = -2  # Choice.index when the persona rule answered a question about the bot
+ASKED_AGAIN = -3  # Choice.index when the bot gave its earlier answer to a question again
+LIKE_I_SAID = "Like I said:"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class Choice:
         """Where the reply came from: generated, retrieved, persona or fallback."""
         if self.index == PERSONA:
             return "persona"
+        if self.index == ASKED_AGAIN:
+            return "earlier answer"
         return str(self.candidates[self.index]["source"]) if self.index >= 0 else "fallback"
 
 
@@ -109,10 +114,18 @@ def choose(
     *,
     user_before: str = "",
     target_len: int | None = None,
+    answered_before: str | None = None,
 ) -> Choice:
     """The choice among a decoded n-best (``as_candidates``, then ``choose_among``)."""
     candidates = as_candidates(nbest, tokenizer, target_len, trim=avoid_defects)
-    return choose_among(candidates, message, recent_bot, avoid_defects, user_before=user_before)
+    return choose_among(
+        candidates,
+        message,
+        recent_bot,
+        avoid_defects,
+        user_before=user_before,
+        answered_before=answered_before,
+    )
 
 
 def choose_among(
@@ -122,12 +135,14 @@ def choose_among(
     avoid_defects: bool = True,
     *,
     user_before: str = "",
+    answered_before: str | None = None,
 ) -> Choice:
     """``avoid_defects=False`` keeps only the acceptability rules, without the defect and
     persona rules (for ablations: the choice as it was before them). ``user_before`` is the
     user's turn before ``message``: bad news there makes cheering a defect too, as a story
     goes on ("I broke my wrist ..." then "now i have a plate and 8 screws in my wrist" got
-    "That's so cool! I love it.")."""
+    "That's so cool! I love it."). ``answered_before`` is what the bot said when asked the
+    same question earlier in the chat (``consistency.earlier_answer``): it is said again."""
     answer = persona_answer(message) if avoid_defects else None
     sad_story = is_bad_news(user_before)
     said = {_norm(t) for t in recent_bot}
@@ -160,6 +175,8 @@ def choose_among(
             kind = i
     if answer is not None:
         return Choice(answer, PERSONA, records)
+    if avoid_defects and answered_before:
+        return Choice(f"{LIKE_I_SAID} {answered_before}", ASKED_AGAIN, records)
     pick = next((i for i in (kind, whole, clean) if i >= 0), -1) if avoid_defects else -1
     pick = pick if pick >= 0 else acceptable
     text = candidates[pick].text if pick >= 0 else FALLBACK

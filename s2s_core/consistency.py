@@ -16,7 +16,9 @@ replies; tests hold examples of each and of ordinary replies that must pass.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+from s2s_core.cleaning import sentences
 
 _I_AM = r"(?:i'?m|i am|im)"
 LIFE: dict[str, re.Pattern[str]] = {
@@ -39,6 +41,9 @@ LIFE: dict[str, re.Pattern[str]] = {
         rf"\b{_I_AM} (?:a |an )?(?:freshman|sophomore|junior|senior|student|grad student|"
         r"graduate student|ta)\b"
         rf"|\b{_I_AM} going to be a (?:freshman|sophomore|junior|senior)\b"
+        r"|\bmy (?:freshman|sophomore|junior|senior) year\b"
+        rf"|\b{_I_AM} in (?:cs|computer science|engineering|nursing|biology|pre-?med|law school|"
+        r"med school)\b"
         rf"|\b{_I_AM} (?:majoring|studying|double majoring|graduating|in college|in school|"
         r"in high school|in grad school|taking \d+ credits)\b"
         r"|\bmy (?:major|minor|classes|class|professors?|teachers?|school|college|"
@@ -74,7 +79,9 @@ LIFE: dict[str, re.Pattern[str]] = {
     "pets": re.compile(
         r"\bmy (?:dog|dogs|cat|cats|puppy|kitten|fish|hamster|bird|pets?|bunny|rabbit|horse)\b"
         r"|\bi (?:have|own|got) (?:a |an |two |three |\d+ )?(?:dog|dogs|cat|cats|puppy|puppies|"
-        r"kitten|kittens|fish|hamster|bird|pets?|bunny|rabbit|horse)\b",
+        r"kitten|kittens|fish|hamster|bird|pets?|bunny|rabbit|horse)\b"
+        r"|\bi used to have (?:a |an |two |three |\d+ )?(?:dog|dogs|cat|cats|fish|pets?|"
+        r"hamster|bird|bunny|rabbit|horse)\b",
         re.I,
     ),
 }
@@ -138,6 +145,44 @@ def contradicts(candidate: str, said: Iterable[str]) -> bool:
         if any(kind in named and named[kind] != what for kind, what in my_favorites.items()):
             return True
     return False
+
+
+# Words around a question that do not change it: "and what's your favorite food again?"
+# asks "what's your favorite food?" once more.
+_AROUND = """and so ok okay oh wait hey um sorry cool haha lol but remind me"""
+_LEADING = frozenset(_AROUND.split())
+_TRAILING = frozenset(("again", "now", "then"))
+
+
+def _questions(text: str) -> set[str]:
+    found = set()
+    for sentence in sentences(text):
+        if not sentence.rstrip().endswith("?"):
+            continue
+        words = re.findall(r"[a-z0-9']+", sentence.lower())
+        while words and words[0] in _LEADING:
+            words.pop(0)
+        while words and words[-1] in _TRAILING:
+            words.pop()
+        if len(words) >= 3:
+            found.add(" ".join(words))
+    return found
+
+
+def earlier_answer(history: Sequence[tuple[str | None, str]], message: str) -> str | None:
+    """What the bot answered when the user asked ``message``'s question before in this
+    chat (its statements, without the questions it asked back), or None. Asked again,
+    the bot gives the same answer instead of a new one from another corpus speaker ("I
+    enjoy pop music" at turn 5, "I enjoy classical music" at turn 20)."""
+    asked = _questions(message)
+    if not asked:
+        return None
+    for i in range(len(history) - 2, -1, -1):
+        speaker, text = history[i]
+        if speaker == "user" and history[i + 1][0] == "bot" and asked & _questions(text):
+            said = [s for s in sentences(history[i + 1][1]) if not s.rstrip().endswith("?")]
+            return " ".join(said) or None
+    return None
 
 
 def _stem(word: str) -> str:

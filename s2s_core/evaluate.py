@@ -12,6 +12,7 @@ from typing import Any
 from tqdm import tqdm
 
 from s2s_core.choice import Candidate, Choice, as_candidates, choose_among, user_turns_before
+from s2s_core.consistency import earlier_answer
 from s2s_core.corpora import Example
 from s2s_core.data import PairDataset, encode_context
 from s2s_core.decoding import DecodeConfig, generate, word_table
@@ -88,6 +89,7 @@ def choose_reply(
         [t.text for t in example.context if t.speaker == "bot"],
         avoid_defects,
         user_before=user_turns_before(before),
+        answered_before=earlier_answer(before, example.context[-1].text),
     )
 
 

@@ -78,6 +78,10 @@ _KINDS: tuple[tuple[str, str], ...] = (
     ),
     (rf"\b{_ARE} {_YOU} (?:married|engaged)\b", "are you married?"),
     (rf"\b{_ARE} {_YOU} single\b", "are you single?"),
+    (
+        rf"\bdo {_YOU} have (?:any |a |an )?(?:pets?|dogs?|cats?|fish|puppy|kitten|hamster)\b",
+        "do you have any pets?",
+    ),
     (rf"\bdo {_YOU} have (?:any )?(?:kids|children|a son|a daughter)\b", "do you have kids?"),
     (
         rf"\bdo {_YOU} have (?:a )?(?:girlfriend|boyfriend|gf|bf|partner|wife|husband)\b"

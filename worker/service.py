@@ -33,6 +33,7 @@ from s2s_contract.tasks import (
     pending_key,
 )
 from s2s_core.choice import choose, choose_among, user_turns_before
+from s2s_core.consistency import earlier_answer
 from s2s_core.corpora import Turn
 from s2s_core.data import encode_context
 from s2s_core.decoding import DecodeConfig
@@ -289,9 +290,14 @@ def _exchange(
 ) -> Exchange:
     """The reply chosen among the decoded n-best, as the exchange to store."""
     recent_bot = [text for speaker, text in history if speaker == "bot"]
+    earlier = earlier_answer(history, req.text)
     if decoded.pool is not None:
         choice = choose_among(
-            decoded.pool, req.text, recent_bot, user_before=user_turns_before(history)
+            decoded.pool,
+            req.text,
+            recent_bot,
+            user_before=user_turns_before(history),
+            answered_before=earlier,
         )
     else:
         choice = choose(
@@ -301,6 +307,7 @@ def _exchange(
             recent_bot,
             user_before=user_turns_before(history),
             target_len=serving.meta.get("data", {}).get("max_tgt_len"),
+            answered_before=earlier,
         )
     wait = (time.time() - req.enqueued_at) * 1000 - decoded.decode_ms if req.enqueued_at else None
     if wait is not None:

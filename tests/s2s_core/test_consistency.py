@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from s2s_core.choice import Candidate, choose_among
-from s2s_core.consistency import contradicts, favorites, life_claims, stances
+from s2s_core.consistency import (
+    contradicts,
+    earlier_answer,
+    favorites,
+    life_claims,
+    stances,
+)
 
 TELLS_A_LIFE = [
     ("I'm a junior at BYU", "studies"),
@@ -27,6 +33,8 @@ TELLS_A_LIFE = [
     ("Hmm I haven't checked the weather. I'm in southern utah", "home"),
     ("My dog is a year and a half old", "pets"),
     ("I have a fish. Do you have any pets?", "pets"),
+    ("No. I used to have two cats but they both got old", "pets"),
+    ("I am in CS, I just finished my sophomore year.", "studies"),
 ]
 
 TELLS_NONE = [
@@ -108,3 +116,24 @@ def test_the_bot_does_not_say_the_same_sentence_again() -> None:
     assert "repeats_itself" in choice.candidates[0]["defects"]
     again = choose_among([Candidate("Nice! How old is he?")], "I got a puppy", said)
     assert "defects" not in again.candidates[0]  # "Nice!" alone may recur
+
+
+def test_a_question_asked_again_gets_the_earlier_answer() -> None:
+    history = [
+        ("user", "what kind of music do you like?"),
+        ("bot", "I enjoy pop music. You?"),
+        ("user", "I'm really into jazz lately"),
+        ("bot", "Yeah jazz is cool"),
+    ]
+    assert earlier_answer(history, "and what kind of music do you like again?") == (
+        "I enjoy pop music."
+    )
+    assert earlier_answer(history, "what kind of movies do you like?") is None
+    assert earlier_answer(history, "I like jazz") is None
+    pool = [Candidate("I enjoy classical music, but I will listen to anything.")]
+    said = [text for speaker, text in history if speaker == "bot"]
+    earlier = earlier_answer(history, "what kind of music do you like again?")
+    choice = choose_among(
+        pool, "what kind of music do you like again?", said, answered_before=earlier
+    )
+    assert (choice.text, choice.source) == ("Like I said: I enjoy pop music.", "earlier answer")

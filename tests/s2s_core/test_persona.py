@@ -69,6 +69,7 @@ OTHER_WORDS = [
     ("do you have any brothers or sisters", "don't have a family"),
     ("are you single?", "don't date"),
     ("Are you married?", "not married"),
+    ("do you have a dog?", "don't have pets"),
 ]
 
 # Ordinary chit-chat that mentions "you", names or robots: the model's to answer.
@@ -87,7 +88,7 @@ NOT_ABOUT_THE_BOT = [
     "the robot was cool",
     "do you work out?",
     "what do you do for fun?",
-    "do you have a dog?",
+    "do you like dogs?",
 ]
 
 
