@@ -62,6 +62,7 @@ LIFE: dict[str, re.Pattern[str]] = {
         r"|\bmy (?:job|boss|coworkers?|co-workers?|internship|manager|shift|paycheck)\b"
         rf"|\b{_I_AM} (?:a |an )?(?:nurse|teacher|engineer|developer|programmer|accountant|"
         r"cashier|waiter|waitress|intern|manager|lawyer|doctor)\b"
+        r"|\bi want to (?:go|get) into [a-z]+ (?:design|engineering|medicine|law|business)\b"
         rf"|\b{_I_AM} (?:going to|gonna) work (?:at|for)\b|\bi want to (?:eventually )?become an? "
         r"(?:judge|lawyer|doctor|nurse|teacher|engineer|dentist)\b",
         re.I,
@@ -100,6 +101,11 @@ _LIKE = re.compile(
     rf"do not (?:really )?(?:like|love|enjoy)|never liked) (?:the |a |an |to )?(?P<what>{_WORD})",
     re.I,
 )
+_RATHER = re.compile(
+    rf"\bi(?:'d| would) (?:much )?rather (?:have|get|own|eat|watch|play) (?:a |an )?"
+    rf"(?P<liked>{_WORD}) than (?:a |an )?(?P<less>{_WORD})",
+    re.I,
+)
 _FAVORITE = re.compile(
     rf"\bmy (?:fav|fave|favorite|favourite) (?P<kind>{_WORD}(?: {_WORD})?) (?:is|are|was|were|"
     rf"would be|has to be) (?:probably |definitely |the |a |an )?(?P<what>{_WORD})",
@@ -120,6 +126,9 @@ def stances(text: str) -> dict[str, bool]:
         what = match.group("what").lower()
         if what not in _NOT_A_THING:
             found[_stem(what)] = not match.group("verb").lower().startswith(_NEGATIVE)
+    for match in _RATHER.finditer(text):  # "I'd rather have a cat than a dog"
+        found.setdefault(_stem(match.group("liked").lower()), True)
+        found.setdefault(_stem(match.group("less").lower()), False)
     return found
 
 

@@ -35,6 +35,7 @@ TELLS_A_LIFE = [
     ("I have a fish. Do you have any pets?", "pets"),
     ("No. I used to have two cats but they both got old", "pets"),
     ("I am in CS, I just finished my sophomore year.", "studies"),
+    ("I want to go into Industrial Design", "job"),
 ]
 
 TELLS_NONE = [
@@ -81,6 +82,9 @@ def test_the_opposite_of_an_earlier_taste_contradicts_it() -> None:
     assert not contradicts("I don't like pizza either", said)
     assert not contradicts("My favorite movie is Up, for sure", said)
     assert not contradicts("I love tacos", said)
+    assert contradicts(
+        "ohhh yes I love dogs", ["I love cats! I would much rather have a cat than a dog."]
+    )
 
 
 def test_the_choice_passes_over_a_life_and_a_contradiction() -> None:
