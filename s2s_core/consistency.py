@@ -54,7 +54,9 @@ LIFE: dict[str, re.Pattern[str]] = {
         r"my |the )?"
         r"(?:class|classes|test|exam|quiz|midterm|final|finals)\b"
         r"|\bi got an? (?:[0-4]\.\d+|a|b|c|d|f)\b(?! (?:lot|few|bit|new|good|great))"
-        r"|\bmy gpa\b",
+        r"|\bmy gpa\b|\b(?:mine|my \w+) (?:was|wasn't|isn't|is|got) graded\b"
+        r"|\b(?:as an|an|my) undergrad(?:uate)?\b|\bin (?:\d+(?:st|nd|rd|th)|first|second|"
+        r"third|fourth|fifth|sixth) grade\b",
         re.I,
     ),
     "job": re.compile(
@@ -63,6 +65,7 @@ LIFE: dict[str, re.Pattern[str]] = {
         rf"|\b{_I_AM} (?:a |an )?(?:nurse|teacher|engineer|developer|programmer|accountant|"
         r"cashier|waiter|waitress|intern|manager|lawyer|doctor)\b"
         r"|\bi want to (?:go|get) into [a-z]+ (?:design|engineering|medicine|law|business)\b"
+        r"|\bi (?:plan on|am planning on|'m planning on|plan to) becom(?:e|ing) an? \w+"
         rf"|\b{_I_AM} (?:going to|gonna) work (?:at|for)\b|\bi want to (?:eventually )?become an? "
         r"(?:judge|lawyer|doctor|nurse|teacher|engineer|dentist)\b",
         re.I,
@@ -106,6 +109,11 @@ _RATHER = re.compile(
     rf"(?P<liked>{_WORD}) than (?:a |an )?(?P<less>{_WORD})",
     re.I,
 )
+_WOULD_GET = re.compile(
+    rf"\bi(?:'d| would) (?:probably |definitely )?(?:get|choose|pick|go with) (?:a |an )?"
+    rf"(?P<what>{_WORD})",
+    re.I,
+)
 _FAVORITE = re.compile(
     rf"\bmy (?:fav|fave|favorite|favourite) (?P<kind>{_WORD}(?: {_WORD})?) (?:is|are|was|were|"
     rf"would be|has to be) (?:probably |definitely |the |a |an )?(?P<what>{_WORD})",
@@ -126,6 +134,8 @@ def stances(text: str) -> dict[str, bool]:
         what = match.group("what").lower()
         if what not in _NOT_A_THING:
             found[_stem(what)] = not match.group("verb").lower().startswith(_NEGATIVE)
+    for match in _WOULD_GET.finditer(text):  # "I'd probably get a dog"
+        found.setdefault(_stem(match.group("what").lower()), True)
     for match in _RATHER.finditer(text):  # "I'd rather have a cat than a dog"
         found.setdefault(_stem(match.group("liked").lower()), True)
         found.setdefault(_stem(match.group("less").lower()), False)

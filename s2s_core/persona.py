@@ -136,7 +136,8 @@ _KINDS: tuple[tuple[str, str], ...] = (
         "when is your birthday?",
     ),
     (
-        rf"\bwhere {_ARE} {_YOU} (?:from|located|based)\b|\bwhere do {_YOU} (?:live|come from)\b",
+        rf"\bwhere {_ARE} {_YOU} (?:from|located|based)\b|\bwhere do {_YOU} (?:live|come from)\b"
+        rf"|\b(?:weather|time) (?:like )?(?:where|there where) {_YOU} (?:are|live|r)\b",
         "where are you from?",
     ),
     (

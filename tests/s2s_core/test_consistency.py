@@ -36,6 +36,9 @@ TELLS_A_LIFE = [
     ("No. I used to have two cats but they both got old", "pets"),
     ("I am in CS, I just finished my sophomore year.", "studies"),
     ("I want to go into Industrial Design", "job"),
+    ("I plan on becoming a doctor, what you study as an undergraduate doesn't matter", "job"),
+    ("About how mine wasn't graded yet", "studies"),
+    ("Especially when you are in 5th grade i was never really that good at writing", "studies"),
 ]
 
 TELLS_NONE = [

@@ -56,6 +56,7 @@ OTHER_WORDS = [
     ("how old did you say you were?", "don't have an age"),
     ("when were you born", "don't have a birthday"),
     ("where r u from", "live on a computer"),
+    ("what's the weather like where you are?", "live on a computer"),
     ("are you a guy or a girl", "neither"),
     ("what's your gender", "neither"),
     ("do you have emotions", "don't have feelings"),
