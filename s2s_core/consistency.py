@@ -54,6 +54,7 @@ LIFE: dict[str, re.Pattern[str]] = {
         r"my |the )?"
         r"(?:class|classes|test|exam|quiz|midterm|final|finals)\b"
         r"|\bi got an? (?:[0-4]\.\d+|a|b|c|d|f)\b(?! (?:lot|few|bit|new|good|great))"
+        r"|\bi(?: would've| would have| have| had|'ve|'d)? (?:studied|been studying)\b"
         r"|\bmy gpa\b|\b(?:mine|my \w+) (?:was|wasn't|isn't|is|got) graded\b"
         r"|\b(?:as an|an|my) undergrad(?:uate)?\b|\bin (?:\d+(?:st|nd|rd|th)|first|second|"
         r"third|fourth|fifth|sixth) grade\b",

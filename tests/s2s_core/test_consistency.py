@@ -38,6 +38,7 @@ TELLS_A_LIFE = [
     ("I want to go into Industrial Design", "job"),
     ("I plan on becoming a doctor, what you study as an undergraduate doesn't matter", "job"),
     ("About how mine wasn't graded yet", "studies"),
+    ("I would've studied better had I known what was going to be tested.", "studies"),
     ("Especially when you are in 5th grade i was never really that good at writing", "studies"),
 ]
 
