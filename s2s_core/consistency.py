@@ -74,7 +74,7 @@ LIFE: dict[str, re.Pattern[str]] = {
     "family": re.compile(
         r"\bmy (?:wife|husband|girlfriend|boyfriend|gf|bf|sons?|daughters?|kids?|children|"
         r"baby|brothers?|sisters?|siblings?|mom|dad|mother|father|parents|family|grandma|"
-        r"grandpa|grandmother|grandfather|cousins?|fiance|fiancee|fiancé|roommates?|uncle|"
+        r"grandpa|grandmother|grandfather|grandparents|cousins?|fiance|fiancee|fiancé|roommates?|uncle|"
         r"aunt|niece|nephew)\b"
         rf"|\b{_I_AM} (?:married|engaged|pregnant)\b|\bi(?:'ve| have) been married\b"
         r"|\bi have (?:a |\d+ |two |three |four |five )?(?:kids|children|brothers?|"

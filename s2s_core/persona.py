@@ -76,7 +76,10 @@ _KINDS: tuple[tuple[str, str], ...] = (
         rf"\bdo {_YOU} have (?:any )?(?:siblings|brothers|sisters|brothers or sisters|a family)\b",
         "do you have siblings?",
     ),
-    (rf"\b{_ARE} {_YOU} (?:married|engaged)\b", "are you married?"),
+    (
+        rf"\b{_ARE} {_YOU} (?:married|engaged)\b|\bhow long have {_YOU} been married\b",
+        "are you married?",
+    ),
     (rf"\b{_ARE} {_YOU} single\b", "are you single?"),
     (
         rf"\bdo {_YOU} have (?:any |a |an )?(?:pets?|dogs?|cats?|fish|puppy|kitten|hamster)\b",

@@ -27,6 +27,7 @@ TELLS_A_LIFE = [
     ("Mmhm, my mom makes lasagna with ravioli", "family"),
     ("I've been married for a while.", "family"),
     ("I have two sisters", "family"),
+    ("Its going well! I had lunch with my grandparents today", "family"),
     ("Yeah i got a 4.0 it was rough", "studies"),
     ("I only had one class today but I also took a test", "studies"),
     ("I am going to work at Intel when I graduate", "job"),

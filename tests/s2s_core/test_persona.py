@@ -70,6 +70,7 @@ OTHER_WORDS = [
     ("do you have any brothers or sisters", "don't have a family"),
     ("are you single?", "don't date"),
     ("Are you married?", "not married"),
+    ("Cool. How long have you been married?", "not married"),
     ("do you have a dog?", "don't have pets"),
 ]
 
