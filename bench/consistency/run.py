@@ -25,7 +25,8 @@ ROOT = HERE.parent.parent
 
 def conversations(path: Path) -> list[list[str]]:
     """The scripted conversations: blocks of lines separated by a blank line, comments out."""
-    blocks, current = [], []
+    blocks: list[list[str]] = []
+    current: list[str] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("#"):
             continue
@@ -89,9 +90,7 @@ def main() -> None:
     scripts = conversations(args.script)
     replies = play(scripts, args.model, args.style)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    record = [
-        {"user": script, "bot": said} for script, said in zip(scripts, replies, strict=True)
-    ]
+    record = [{"user": script, "bot": said} for script, said in zip(scripts, replies, strict=True)]
     (args.out_dir / "replies.json").write_text(
         json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8"
     )
