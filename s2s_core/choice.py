@@ -6,8 +6,9 @@ repeat one of the bot's recent replies in this conversation; among those, the fi
 a defect (``quality.defects``: a goodbye to a message that said none, a greeting to a
 message that was none, cheering at bad news, a repeated word, a stock sentence that answers
 nothing; cut at ``max_len`` mid-sentence; the bot's self-description when nobody asked; a
-life told as the bot's own, or the opposite of a taste the bot stated before: see
-``s2s_core.consistency``; a sentence or question the bot already said in this conversation)
+life told as the bot's own where it would be untrue, or the opposite of a taste the bot
+stated before: see ``s2s_core.consistency``; a sentence or question the bot already said in
+this conversation)
 wins, else the first acceptable one, else a fallback. A candidate cut mid-sentence (by
 ``max_len``, or by the model stopping where its training targets were cut) loses that
 sentence when a whole one precedes it, else it is "unfinished"; a defect-free candidate that
@@ -22,7 +23,7 @@ it: a defect-free candidate that shows sympathy goes first (the hybrid pool's co
 often do: "Ouch! That's too bad"), else the reply loses its cheering and stock sentences and
 opens with ``SORRY``, a rule of the product, like the persona answers, not the model's
 words. Any other chosen reply loses its stock sentences when others remain (when every
-candidate had one), and any chosen reply loses the sentences that tell a life.
+candidate had one), and any chosen reply loses the sentences that tell an untrue life.
 The worker, ``s2s eval`` and replay all choose through this one function.
 """
 
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s2s_core.cleaning import sentences
-from s2s_core.consistency import contradicts, life_claims
+from s2s_core.consistency import contradicts, untrue_life
 from s2s_core.decoding import Hypothesis
 from s2s_core.mmi import Reranked
 from s2s_core.persona import describes_the_bot, persona_answer
@@ -147,6 +148,8 @@ def choose_among(
     sad_story = is_bad_news(user_before)
     said = {_norm(t) for t in recent_bot}
     said_sentences = {s for t in recent_bot for s in _own_sentences(t)}
+    chatbot = any(describes_the_bot(t) or t.startswith("I'm a chatbot") for t in recent_bot)
+    answered_as_itself = answer is not None or chatbot
     bad_news = avoid_defects and is_bad_news(message)
     records, whole, clean, acceptable, kind = [], -1, -1, -1, -1
     for i, cand in enumerate(candidates):
@@ -155,7 +158,7 @@ def choose_among(
             found.append("cheer_to_bad_news")
         if describes_the_bot(cand.text) and answer is None:
             found.append("unasked_self_description")
-        if life_claims(cand.text):
+        if untrue_life(cand.text, message, recent_bot, answered_as_itself):
             found.append("tells_a_life")
         if contradicts(cand.text, recent_bot):
             found.append("contradicts_itself")
@@ -185,7 +188,7 @@ def choose_among(
     elif avoid_defects:
         text = _without(text, lambda s: is_stock(s) and not is_stock(message))
     if avoid_defects:
-        text = _without(text, life_claims)
+        text = _without(text, lambda s: untrue_life(s, message, recent_bot, answered_as_itself))
     return Choice(text, pick, records)
 
 
@@ -239,12 +242,9 @@ def _without(text: str, unwanted: Callable[[str], object]) -> str:
 
 
 def _sympathise(text: str) -> str:
-    """``text`` without its cheering, stock and life-telling sentences, opening with
-    ``SORRY``."""
+    """``text`` without its cheering and stock sentences, opening with ``SORRY``."""
     kept = [
-        s[:1].upper() + s[1:]
-        for s in sentences(text)
-        if not is_cheerful(s) and not is_stock(s) and not life_claims(s)
+        s[:1].upper() + s[1:] for s in sentences(text) if not is_cheerful(s) and not is_stock(s)
     ]
     if kept and len(kept[-1].split()) < 2 and kept[-1][-1] not in ".!?":
         kept.pop()  # a word left where max_len cut the reply ("... a good person. I")
