@@ -6,9 +6,8 @@ repeat one of the bot's recent replies in this conversation; among those, the fi
 a defect (``quality.defects``: a goodbye to a message that said none, a greeting to a
 message that was none, cheering at bad news, a repeated word, a stock sentence that answers
 nothing; cut at ``max_len`` mid-sentence; the bot's self-description when nobody asked; a
-life told as the bot's own where it would be untrue, or the opposite of a taste the bot
-stated before: see ``s2s_core.consistency``; a sentence or question the bot already said in
-this conversation)
+life told as the bot's own, or the opposite of a taste the bot stated before: see
+``s2s_core.consistency``; a sentence or question the bot already said in this conversation)
 wins, else the first acceptable one, else a fallback. A candidate cut mid-sentence (by
 ``max_len``, or by the model stopping where its training targets were cut) loses that
 sentence when a whole one precedes it, else it is "unfinished"; a defect-free candidate that
@@ -23,7 +22,7 @@ it: a defect-free candidate that shows sympathy goes first (the hybrid pool's co
 often do: "Ouch! That's too bad"), else the reply loses its cheering and stock sentences and
 opens with ``SORRY``, a rule of the product, like the persona answers, not the model's
 words. Any other chosen reply loses its stock sentences when others remain (when every
-candidate had one), and any chosen reply loses the sentences that tell an untrue life.
+candidate had one), and any chosen reply loses the sentences that tell a life.
 The worker, ``s2s eval`` and replay all choose through this one function.
 """
 
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s2s_core.cleaning import sentences
-from s2s_core.consistency import contradicts, untrue_life
+from s2s_core.consistency import contradicts, life_claims
 from s2s_core.decoding import Hypothesis
 from s2s_core.mmi import Reranked
 from s2s_core.persona import describes_the_bot, persona_answer
@@ -148,8 +147,6 @@ def choose_among(
     sad_story = is_bad_news(user_before)
     said = {_norm(t) for t in recent_bot}
     said_sentences = {s for t in recent_bot for s in _own_sentences(t)}
-    chatbot = any(describes_the_bot(t) or t.startswith("I'm a chatbot") for t in recent_bot)
-    answered_as_itself = answer is not None or chatbot
     bad_news = avoid_defects and is_bad_news(message)
     records, whole, clean, acceptable, kind = [], -1, -1, -1, -1
     for i, cand in enumerate(candidates):
@@ -158,7 +155,7 @@ def choose_among(
             found.append("cheer_to_bad_news")
         if describes_the_bot(cand.text) and answer is None:
             found.append("unasked_self_description")
-        if untrue_life(cand.text, message, recent_bot, answered_as_itself):
+        if life_claims(cand.text):
             found.append("tells_a_life")
         if contradicts(cand.text, recent_bot):
             found.append("contradicts_itself")
@@ -188,7 +185,7 @@ def choose_among(
     elif avoid_defects:
         text = _without(text, lambda s: is_stock(s) and not is_stock(message))
     if avoid_defects:
-        text = _without(text, lambda s: untrue_life(s, message, recent_bot, answered_as_itself))
+        text = _without(text, life_claims)
     return Choice(text, pick, records)
 
 

@@ -1,14 +1,18 @@
 """What the bot says about itself stays true and consistent within a conversation.
 
-The bot is a chatbot (``s2s_core.persona``): it has no age, home, school, job, family or pets. The
-corpus replies of the hybrid pool, and the Seq2Seq that learned from the same corpus, speak
-as the students who wrote them ("I'm a junior at BYU", "my brother plays that too", "I've
-been married for a while"): told as the bot's own, such a life is untrue, and the next
-such reply tells another one ("I'm a freshman" three turns after "I graduated last year").
-So a candidate that tells a life (``life_claims``) where it would be untrue
-(``untrue_life``: when the bot is asked about itself, once it said it is a chatbot, or when
-it told another story of the same kind before) is a defect of the choice, and so is one
-that contradicts what the bot already said about its tastes in this conversation ("I love
+The bot is a chatbot (``s2s_core.persona``): it has no age, home, school, job, family or
+pets. The corpus replies of the hybrid pool, and the Seq2Seq that learned from the same
+corpus, speak as the students who wrote them ("I'm a junior at BYU", "my brother plays
+that too", "I've been married for a while"): told as the bot's own, such a life is untrue,
+and the next such reply tells another one ("I'm a freshman" three turns after "I graduated
+last year"). So a candidate that tells a life (``life_claims``) is a defect of the choice, always: a
+life told before anyone asks is contradicted by the true answer when someone does ("My dog
+is a year and a half old", then "do you have any pets?"). Blind readers of relevance, who
+read the test conversations as between two people, judged the replies this changed worse
+(``bench/judging/2026-12-07-round3``); readers of whole conversations found 17 of 110 bot
+turns contradicting or telling a life before these rules, 3 when only lives told unasked
+were allowed (``bench/judging/2026-12-07-consistency``). So is a candidate that
+contradicts what the bot already said about its tastes in this conversation ("I love
 pizza" after "I don't like pizza"; "my favorite movie is Up" after "... is Cars").
 
 Patterns, not a model: each kind lists the first-person phrasings found in the corpus'
@@ -92,38 +96,6 @@ LIFE: dict[str, re.Pattern[str]] = {
         re.I,
     ),
 }
-
-
-_ASKS_YOU = re.compile(r"\b(?:you|u|your|ur|yourself|urself)\b", re.I)
-_QUESTION_START = re.compile(
-    r"^(?:what|where|how|who|when|why|which|do|did|does|are|r|were|have|has|can|could|"
-    r"would|will|is)\b",
-    re.I,
-)
-
-
-def asks_about_the_bot(message: str) -> bool:
-    """Whether ``message`` asks its reader something about themselves: a question to "you"
-    ("I'm a nursing student. What about you?", "did you graduate?")."""
-    questions = [s for s in sentences(message) if s.rstrip().endswith("?")]
-    questions += [s for s in sentences(message) if _QUESTION_START.match(s.strip())]
-    return any(_ASKS_YOU.search(q) for q in questions)
-
-
-def untrue_life(
-    candidate: str, message: str, said: Sequence[str], bot_said_what_it_is: bool
-) -> set[str]:
-    """The kinds of life ``candidate`` tells that would be untrue here: all of them when the
-    message asks the bot about itself or the bot already said it is a chatbot; otherwise
-    those the bot already told another story of in this chat ("I'm a freshman" after "I
-    graduated last year"). Elsewhere a corpus reply's life passes: blind readers judged
-    such replies relevant far more often than what the choice picked instead (10 of 15 vs
-    1 of 15), and nobody asked."""
-    claims = life_claims(candidate)
-    if not claims or bot_said_what_it_is or asks_about_the_bot(message):
-        return claims
-    told = set().union(*(life_claims(turn) for turn in said)) if said else set()
-    return claims & told
 
 
 def life_claims(text: str) -> set[str]:

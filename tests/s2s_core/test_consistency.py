@@ -98,29 +98,19 @@ def test_the_choice_passes_over_a_life_and_a_contradiction() -> None:
         Candidate("I love pizza!", "retrieved"),
         Candidate("Nice! What kind of pizza do you like?", "generated"),
     ]
-    choice = choose_among(pool, "I had pizza for lunch. You?", ["I don't like pizza much."])
+    choice = choose_among(pool, "I had pizza for lunch.", ["I don't like pizza much."])
     assert choice.text == "Nice! What kind of pizza do you like?"
     assert "tells_a_life" in choice.candidates[0]["defects"]
     assert "contradicts_itself" in choice.candidates[1]["defects"]
 
 
-def test_a_life_is_untrue_when_asked_once_a_chatbot_or_told_twice() -> None:
-    brother = [Candidate("That sounds fun! My brother plays that too.")]
-    assert choose_among(brother, "I play chess.").text == brother[0].text  # nobody asked
-    assert "defects" not in choose_among(brother, "I play chess.").candidates[0]
-    asked = choose_among(brother, "I play chess. Do you have siblings who play?")
-    assert asked.text != brother[0].text  # asked about itself: the persona, or no life
-    chatbot = ["I'm a chatbot: a small neural network that learned to chat from conversations."]
-    said = choose_among(brother, "I play chess.", chatbot)
-    assert said.text == "That sounds fun!"  # its life-telling sentence cut
-    freshman = [Candidate("I'm a freshman, it's been fun.")]
-    twice = choose_among(freshman, "school is so busy", ["I graduated last year"])
-    assert "tells_a_life" in twice.candidates[0]["defects"]
+def test_a_chosen_reply_loses_the_sentences_that_tell_a_life() -> None:
+    pool = [Candidate("That sounds fun! My brother plays that too. Do you play often?")]
+    assert choose_among(pool, "I play chess.").text == "That sounds fun! Do you play often?"
+    assert "tells_a_life" in choose_among(pool, "I play chess.").candidates[0]["defects"]
     only = [Candidate("I work at a bank.")]
     assert choose_among(only, "what do you do all day?").text == "I work at a bank."
-    assert choose_among(brother, "I play chess.", chatbot, avoid_defects=False).text == (
-        brother[0].text
-    )
+    assert choose_among(pool, "I play chess.", avoid_defects=False).text == pool[0].text
 
 
 def test_the_bot_does_not_say_the_same_sentence_again() -> None:
