@@ -62,6 +62,11 @@ def register(
     typer.echo(version)
 
 
+# Votes (👍 or 👎) each side needs before --require-better compares them: intervals of a
+# handful of votes can lie apart by chance.
+MIN_VOTES = 20
+
+
 @models_app.command()
 def promote(
     version: Annotated[str, typer.Argument(help="Version id (or a unique prefix).")],
@@ -69,7 +74,7 @@ def promote(
         str | None,
         typer.Option(
             help="Promote only if VERSION's 👍 rate is significantly above this version's "
-            "(Wilson 95% intervals apart, over --since/--until)."
+            "(Wilson 95% intervals apart, at least 20 votes each, over --since/--until)."
         ),
     ] = None,
     since: Annotated[str | None, typer.Option(help="Window start (ISO date/time, UTC).")] = None,
@@ -81,6 +86,16 @@ def promote(
         if require_better is not None:
             baseline = _version(registry, require_better)
             ours, theirs = _compare(registry, [version_id, baseline], since, until)
+            few = [
+                f"{stats.version[:12]} {votes}"
+                for stats in (ours, theirs)
+                if (votes := stats.liked.hits + stats.disliked.hits) < MIN_VOTES
+            ]
+            if few:  # 2 of 2 liked beat 19 of 85 (replies in a terminal get no buttons)
+                fail(
+                    f"not promoted: too few votes ({', '.join(few)}); --require-better wants "
+                    f"{MIN_VOTES} 👍/👎 on each side in the window (--since the canary started)"
+                )
             if ours.liked.interval[0] <= theirs.liked.interval[1]:
                 fail(
                     f"not promoted: liked {ours.liked} vs {theirs.liked} for "
@@ -127,7 +142,7 @@ def compare(
         versions = [_version(registry, first), _version(registry, second)]
         stats = _compare(registry, versions, since, until)
     if as_json:
-        typer.echo(json.dumps([v.as_dict() for v in stats], indent=2))
+        typer.echo(json.dumps([v.as_dict() for v in stats], indent=2, ensure_ascii=False))
         return
     rows = [
         ("version", [v.version[:12] for v in stats]),

@@ -47,7 +47,9 @@ def replay(
         fail(str(exc))
     compare(cand, base)
     summary = write_report(out, inputs, cand, base, Gate().verdict(cand, base))
-    typer.echo(json.dumps({"report": str(out / "report.html"), **summary}, indent=2))
+    typer.echo(
+        json.dumps({"report": str(out / "report.html"), **summary}, indent=2, ensure_ascii=False)
+    )
 
 
 def retrain(
@@ -83,4 +85,4 @@ def retrain(
         result = run_db_action(lambda: run_retrain(store, plan, progress=True))
     except (ValueError, OSError) as exc:
         fail(str(exc))
-    typer.echo(json.dumps(result, indent=2))
+    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))

@@ -82,9 +82,14 @@ def test_promote_require_better_needs_intervals_apart(
         say(store, chat + 100, 1, "base", +1 if chat == 10 else -1)
     env = {"DATABASE_URL": database_url}
     refused = runner.invoke(app, ["models", "promote", "cand", "--require-better", "base"], env=env)
-    assert refused.exit_code == 2 and "intervals overlap" in refused.output
+    assert refused.exit_code == 2 and "too few votes (cand 4, base 4)" in refused.output
     assert store.registry.active_model() is None
-    for chat in range(20, 40):  # 24 of 24 against 1 of 24
+    for chat in range(20, 36):  # 12 of 20 liked against 9 of 20: not shown better
+        say(store, chat, 1, "cand", +1 if chat < 28 else -1)
+        say(store, chat + 100, 1, "base", +1 if chat < 28 else -1)
+    refused = runner.invoke(app, ["models", "promote", "cand", "--require-better", "base"], env=env)
+    assert refused.exit_code == 2 and "intervals overlap" in refused.output, refused.output
+    for chat in range(40, 80):  # 52 of 60 against 9 of 60
         say(store, chat, 1, "cand", +1)
         say(store, chat + 100, 1, "base", -1)
     promoted = runner.invoke(
