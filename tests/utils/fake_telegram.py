@@ -10,6 +10,7 @@ its methods.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import threading
@@ -347,3 +348,52 @@ def _handler(fake: FakeTelegram) -> type[BaseHTTPRequestHandler]:
             pass  # quiet: the test's own assertions tell the story
 
     return Handler
+
+
+# --- by hand: `python -m tests.utils.fake_telegram` ------------------------------------------
+
+CHAT_ID = 1  # the one private chat a person at the terminal writes in
+
+
+def talk(fake: FakeTelegram, lines: Any, out: Any, timeout: float = 120.0) -> None:
+    """Sends each line as a message of one user and prints what the bot answers to it (or
+    says that nothing came within ``timeout`` seconds)."""
+    for line in lines:
+        text = line.strip()
+        if not text:
+            continue
+        message = fake.user_message(CHAT_ID, CHAT_ID, text)
+        try:
+            fake.wait_for(functools.partial(fake.replies_to, message), timeout=timeout)
+        except TimeoutError:
+            print(f"(no reply within {timeout:.0f} s: is `s2s bot` running?)", file=out)
+            continue
+        for sent in fake.replies_to(message):
+            print(f"bot> {sent.text}", file=out, flush=True)
+
+
+def main() -> None:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        description="A local fake Telegram: run `s2s bot` against it and chat from here."
+    )
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--token", default="123:abc", help="what TELEGRAM_TOKEN must say")
+    args = parser.parse_args()
+    fake = FakeTelegram(token=args.token, port=args.port).start()
+    print(
+        f"fake Telegram on {fake.base_url}; start the bot with\n"
+        f"  TELEGRAM_TOKEN={args.token} TELEGRAM_API_URL={fake.base_url} .venv/bin/s2s bot\n"
+        "then type messages here (Ctrl-D ends).",
+        file=sys.stderr,
+    )
+    try:
+        talk(fake, sys.stdin, sys.stdout)
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
