@@ -58,7 +58,8 @@ class Choice:
 
     @property
     def source(self) -> str:
-        """Where the reply came from: generated, retrieved, persona or fallback."""
+        """Where the reply came from: generated, retrieved, persona, earlier answer or
+        fallback."""
         if self.index == PERSONA:
             return "persona"
         if self.index == ASKED_AGAIN:
