@@ -53,6 +53,7 @@ def test_the_figures_match_a_hand_count(store: DialogueStore) -> None:
     assert (a.conversations, a.continued.hits) == (3, 1)
     assert a.mean_turns == pytest.approx(8 / 3)
     assert a.decode_ms_p50 == pytest.approx(10.0)  # 10, 20, 10, 10
+    assert a.replies_per_s is None  # served for milliseconds here: no rate to speak of
     assert (b.replies, b.liked.hits, b.disliked.hits) == (3, 2, 0)
     assert (b.conversations, b.continued.hits, b.mean_turns) == (2, 1, 3.0)
     assert compare(store.reads, ["c"])[0].replies == 0  # never served: all zero, no error

@@ -24,6 +24,8 @@ from worker.store.records import rating
 
 Z_95 = 1.959964
 CHUNK = 5000  # ids per IN (...) list
+# A rate needs a serving span this long: two replies 12 ms apart read "159.4 replies/s".
+MIN_RATE_SPAN_S = 60.0
 
 
 def wilson(hits: int, total: int, z: float = Z_95) -> tuple[float, float]:
@@ -197,7 +199,7 @@ def _stats(
             sum(any(sp == "user" for _, sp in turns[first + 1 :]) for turns, first in opened),
             len(opened),
         ),
-        replies_per_s=len(replies) / span if span > 0 else None,
+        replies_per_s=len(replies) / span if span >= MIN_RATE_SPAN_S else None,
         decode_ms_p50=_median([r.decode_ms for r in replies]),
         queue_wait_ms_p50=_median([r.queue_wait_ms for r in replies]),
         sources=source_shares([r.source or "generated" for r in replies]),
