@@ -93,7 +93,7 @@ def load_inputs(
     return ReplayInputs(list(logged), list(human), liked, disliked, part, list(made_by))
 
 
-def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:
+def replay_model(name: str, path: Path, inputs: ReplayInputs, progress: bool = True) -> ModelReplay:
     model, tokenizer, meta = load_checkpoint(path)
     data = DataConfig(**meta.get("data", {}))
     cfg = decode_config(STYLE, meta.get("decode"))
@@ -106,7 +106,7 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs) -> ModelReplay:
     logged = [Example(ex.context[-(RECENT_TURNS + 1) :], ex.response) for ex in inputs.logged]
     start = time.perf_counter()
     choices = reply_texts(
-        model, tokenizer, logged, data, cfg, backward, progress=True, hybrid=hybrid
+        model, tokenizer, logged, data, cfg, backward, progress=progress, hybrid=hybrid
     )
     replies = [c.text for c in choices]
     seconds = time.perf_counter() - start

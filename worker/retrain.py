@@ -95,8 +95,10 @@ def retrain(store: DialogueStore, plan: RetrainPlan, progress: bool = False) -> 
     trainer.run()
 
     inputs = load_inputs(store, plan.replay_limit, part="held-out")
-    candidate = replay_model("candidate", candidate_dir, inputs)
-    baseline = replay_model("baseline", plan.baseline, inputs)
+    # Bars only for a person watching: in the trainer process each redraw would be a
+    # WARNING line of Celery's redirected stderr.
+    candidate = replay_model("candidate", candidate_dir, inputs, progress)
+    baseline = replay_model("baseline", plan.baseline, inputs, progress)
     compare(candidate, baseline)
     verdict = plan.gate.verdict(candidate, baseline)
     summary = write_report(run_dir / "replay", inputs, candidate, baseline, verdict)
