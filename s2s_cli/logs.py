@@ -13,6 +13,7 @@ QUIET = {
     "httpx": logging.WARNING,
     "httpcore": logging.WARNING,
     "alembic.runtime.plugins": logging.WARNING,
+    "bm25s": logging.WARNING,  # sets DEBUG on itself: "Building index..." at every start
 }
 
 
