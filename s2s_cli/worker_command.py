@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from s2s_cli.options import settings_or_exit
+from s2s_cli.options import fail, settings_or_exit
 from s2s_contract.tasks import INFERENCE_QUEUE, MAINTENANCE_QUEUE, TRAINING_QUEUE
 
 
@@ -39,8 +39,15 @@ def worker(
     if not os.environ.get("REDIS_URL"):
         typer.echo("error: REDIS_URL is not set (the worker consumes tasks from Redis)", err=True)
         raise typer.Exit(code=2)
-    settings_or_exit()  # a bad variable is one line here, not a traceback from Celery
+    settings = settings_or_exit()  # a bad variable is one line here, not a Celery traceback
     from celery.bin.celery import celery
+
+    from worker import metrics
+
+    try:  # before Celery starts: a port in use is one line and no worker
+        metrics.serve(settings.metrics_port)
+    except metrics.MetricsPortInUse as exc:
+        fail(str(exc))
 
     # Celery's own command line, not app.worker_main: worker_main (and app.start) drop the
     # status click returns, so a worker stopped by an unrecoverable error exited 0 and a

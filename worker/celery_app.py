@@ -34,6 +34,13 @@ def create_app(settings: Settings) -> Celery:
     return app
 
 
+# How long the lock a worker takes to redeliver unacknowledged tasks outlives that worker:
+# a restore takes milliseconds, but a worker killed while holding the lock stopped every
+# worker's restores for kombu's default five minutes. Two restorers cannot redeliver one task
+# twice (each redelivery is a transaction watching the unacknowledged set).
+RESTORE_LOCK_S = 30
+
+
 def _transport_options(visibility_timeout: int) -> dict[str, int]:
     """Redis redelivers a task unacknowledged for ``visibility_timeout`` seconds; sweep for
     such tasks often enough (kombu's default sweep is about every 100 s) that a killed
@@ -42,6 +49,7 @@ def _transport_options(visibility_timeout: int) -> dict[str, int]:
         "visibility_timeout": visibility_timeout,
         "unacked_restore_interval": max(1, min(10, visibility_timeout // 4)),
         "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": RESTORE_LOCK_S,
     }
 
 

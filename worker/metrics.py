@@ -23,9 +23,22 @@ MODEL_LOADED = Gauge("s2s_model_loaded", "1 once a model serves, else 0")
 _started = threading.Event()
 
 
+class MetricsPortInUse(RuntimeError):
+    """The endpoint's port cannot be bound (another process serves it)."""
+
+
 def serve(port: int) -> None:
-    """Starts the metrics endpoint once per process (port 0: off)."""
+    """Starts the metrics endpoint once per process (port 0: off). A port another process
+    holds is an error, not a worker without an endpoint: the health check would then probe
+    that other process."""
     if port and not _started.is_set():
-        start_http_server(port)
+        try:
+            start_http_server(port)
+        except OSError as exc:
+            raise MetricsPortInUse(
+                f"METRICS_PORT {port} cannot be served ({exc.strerror or exc}); another worker "
+                "on this machine? Give each worker its own METRICS_PORT, or 0 to turn the "
+                "endpoint off"
+            ) from None
         _started.set()
         log.info("metrics on :%d/metrics", port)

@@ -80,9 +80,15 @@ def _run(task: Task, action: Callable[[], Any]) -> Any:
 
 @worker_ready.connect
 def _on_ready(sender: Any = None, **_: Any) -> None:
+    """The sweeper first: it is what answers a message a killed worker took with it, and an
+    error here (Celery logs and swallows it) must not leave a worker without one. ``s2s
+    worker`` has bound the metrics port before Celery started (a port in use stops it)."""
     settings = get_settings()
-    metrics.serve(settings.metrics_port)
     sweeper.start(runtime.redis_client(), app, settings.pending_sweep_after_s)
+    try:
+        metrics.serve(settings.metrics_port)
+    except metrics.MetricsPortInUse as exc:
+        log.error("%s", exc)
 
 
 class ReplyBatch(Batches):

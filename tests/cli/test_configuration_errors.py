@@ -57,3 +57,23 @@ def test_every_invalid_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
         load_settings()
     assert "DATABASE_URL:" in str(caught.value) and "BATCH_MAX_SIZE:" in str(caught.value)
     assert SECRET not in str(caught.value)
+
+
+def test_a_worker_whose_metrics_port_is_taken_stops_in_one_line() -> None:
+    """Two workers on one machine with one METRICS_PORT: the second stops before Celery
+    starts, saying what to do (it used to run without its sweeper, and its health check
+    would have probed the first worker)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"REDIS_URL": "redis://127.0.0.1:1/0", "METRICS_PORT": str(port)}
+        result = CliRunner().invoke(app, ["worker"], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: METRICS_PORT {port} cannot be served (Address already in use); another "
+        "worker on this machine? Give each worker its own METRICS_PORT, or 0 to turn the "
+        "endpoint off"
+    ]

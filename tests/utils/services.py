@@ -63,8 +63,11 @@ def s2s_process(
 
 
 def worker_process(env: dict[str, str], log_path: Path, concurrency: int = 4) -> Any:
-    """``s2s worker`` (threads pool) as a child process."""
-    return s2s_process(["worker", f"--concurrency={concurrency}"], env, log_path)
+    """``s2s worker`` (threads pool) as a child process; without a metrics endpoint unless
+    ``env`` names a METRICS_PORT (two workers on one machine cannot share one)."""
+    return s2s_process(
+        ["worker", f"--concurrency={concurrency}"], {"METRICS_PORT": "0", **env}, log_path
+    )
 
 
 def bot_process(env: dict[str, str], log_path: Path) -> Any:

@@ -106,3 +106,18 @@ def test_a_burst_is_read_in_bulk_recorded_first_and_acknowledged_together(url: s
         channel.qos.flush_acks()
         assert raw.zcard("unacked_index") == 0 and raw.hlen("unacked") == 0
     raw.flushdb()
+
+
+def test_a_killed_workers_restore_lock_outlives_it_by_seconds_not_minutes(url: str) -> None:
+    """The lock a worker holds while it redelivers unacknowledged tasks: were it killed
+    holding it, every other worker's redeliveries would wait for its expiry (kombu's
+    default: five minutes)."""
+    from kombu.transport.redis import Mutex
+
+    from worker.celery_app import RESTORE_LOCK_S
+
+    with create_app(Settings(redis_url=url)).connection_for_write() as connection:
+        channel = connection.default_channel
+        with channel.conn_or_acquire() as client:
+            with Mutex(client, channel.unacked_mutex_key, channel.unacked_mutex_expire):
+                assert 0 < client.ttl(channel.unacked_mutex_key) <= RESTORE_LOCK_S == 30

@@ -39,3 +39,27 @@ def test_an_orphaned_message_gets_a_new_task_once_per_interval(client: redis.Red
     assert sweep(client, celery, older_than_s=60, now=1121.0) == 0  # not again this interval
     client.delete("s2s:swept:1:10")  # the interval passed
     assert sweep(client, celery, older_than_s=60, now=1190.0) == 2  # and chat 2's is old now
+
+
+def test_a_worker_sweeps_even_when_its_metrics_port_is_taken(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Celery swallows an error in a worker_ready handler: a taken metrics port raised there
+    before the sweeper started, and a worker (the survivor of a killed one, on CI) ran with
+    no sweeper, so a message its peer took with it was never answered."""
+    import socket
+
+    from s2s_contract.settings import get_settings
+    from worker import metrics, tasks
+
+    started: list[float] = []
+    monkeypatch.setattr(tasks.runtime, "redis_client", lambda: "redis")
+    monkeypatch.setattr(tasks.sweeper, "start", lambda _r, _a, older: started.append(older))
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        monkeypatch.setattr(get_settings(), "metrics_port", taken.getsockname()[1])
+        monkeypatch.setattr(metrics, "_started", type(metrics._started)())
+        tasks._on_ready()
+    assert started == [get_settings().pending_sweep_after_s]
+    assert "cannot be served" in caplog.text

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from s2s_contract.client import send_reply
 from s2s_contract.settings import Settings
 from s2s_contract.tasks import (
+    INFERENCE_QUEUE,
     REPLIES_STREAM,
     REPLY_TASK,
     ReplyEvent,
@@ -156,6 +157,23 @@ def test_a_chat_another_worker_holds_waits_and_the_others_go_on(stack: dict) -> 
     assert [e.chat_id for e in events(client)] == [10, 9]
 
 
+def where_things_stand(client: redis.Redis, store: DialogueStore, logs: Path) -> str:
+    """What a timed-out fault test saw: the counts on every side, the keys left, and the
+    surviving worker's last log lines (a failure on CI is read from this alone)."""
+    queue = client.llen(INFERENCE_QUEUE)
+    inboxes = {k: client.hlen(k) for k in client.scan_iter(match="s2s:pending:*")}
+    tail = (logs / "b.log").read_text(errors="replace").splitlines()[-40:]
+    return (
+        f"stored {count(store, Generation)}, published {client.xlen(REPLIES_STREAM)}, "
+        f"queued {queue}, unacked {client.hlen('unacked')} "
+        f"(index {client.zcard('unacked_index')}), "
+        f"restore mutex ttl {client.ttl('unacked_mutex')}, "
+        f"chat locks {sorted(client.scan_iter(match='s2s:lock:chat:*'))}, "
+        f"pending messages {sum(inboxes.values())} in {len(inboxes)} chats; "
+        "b.log ends:\n" + "\n".join(tail)
+    )
+
+
 @pytest.mark.slow
 def test_killed_worker_loses_nothing(tmp_path: Path, tiny_tokenizer: object) -> None:
     """Two workers, 300 queued replies, one worker SIGKILLed mid-batch: its unacknowledged
@@ -184,7 +202,10 @@ def test_killed_worker_loses_nothing(tmp_path: Path, tiny_tokenizer: object) -> 
         wait_for(lambda: client.xlen(REPLIES_STREAM) >= 40, 120, "work under way")
         victim.kill()  # SIGKILL: no warm shutdown, no acknowledgements
         victim.wait()
-        wait_for(lambda: count(store, Generation) >= 300, 180, "all 300 replies stored")
+        try:
+            wait_for(lambda: count(store, Generation) >= 300, 180, "all 300 replies stored")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; {where_things_stand(client, store, tmp_path)}") from None
         time.sleep(2)
     published = [(e.chat_id, e.message_id) for e in events(client)]
     assert len(published) == len(set(published)) == 300  # each published once
