@@ -118,6 +118,6 @@ def test_a_killed_workers_restore_lock_outlives_it_by_seconds_not_minutes(url: s
 
     with create_app(Settings(redis_url=url)).connection_for_write() as connection:
         channel = connection.default_channel
-        with channel.conn_or_acquire() as client:
-            with Mutex(client, channel.unacked_mutex_key, channel.unacked_mutex_expire):
-                assert 0 < client.ttl(channel.unacked_mutex_key) <= RESTORE_LOCK_S == 30
+        key, expire = channel.unacked_mutex_key, channel.unacked_mutex_expire
+        with channel.conn_or_acquire() as client, Mutex(client, key, expire):
+            assert 0 < client.ttl(key) <= RESTORE_LOCK_S == 30
