@@ -3,8 +3,10 @@ suite's last check: no process a test started is still running."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,18 @@ import torch
 from s2s_core import ModelConfig, Seq2Seq, Tokenizer, save_checkpoint
 
 TEXTS = ["hello there", "how are you", "fine thanks", "what is up", "nothing much"] * 10
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A command run in-process (CliRunner) points the root logger at its own stderr, which
+    is closed when it returns: later tests' records then failed with "I/O operation on
+    closed file" and a traceback each. Each test leaves the root logger as it found it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
