@@ -66,6 +66,13 @@ def train(
     tokenizer_from: Annotated[
         Path | None, typer.Option(help="Reuse this checkpoint's tokenizer (backward models).")
     ] = None,
+    refine_alpha: Annotated[
+        float | None,
+        typer.Option(
+            help="Retrieve and refine: each source ends with a retrieved corpus reply; this "
+            "share of training pairs reads a near copy of the true reply there instead."
+        ),
+    ] = None,
     cell: Annotated[str, typer.Option(help="lstm | gru")] = "lstm",
     attention: Annotated[str, typer.Option(help="none | luong")] = "none",
     bidirectional: Annotated[bool, typer.Option(help="Bidirectional encoder.")] = False,
@@ -113,7 +120,7 @@ def train(
 
     try:
         if resume:
-            trainer = resume_run(out, max_steps=max_steps, max_minutes=max_minutes)
+            trainer = resume_run(out, retrieval_dir(), max_steps=max_steps, max_minutes=max_minutes)
         else:
             data_cfg = DataConfig(
                 task,
@@ -128,6 +135,7 @@ def train(
                 clean=task == "chitchat" if clean is None else clean,
                 persona=persona,
                 direction=direction,
+                refine_alpha=refine_alpha,
             )
             model_options = {
                 "emb_dim": emb_dim,
@@ -159,13 +167,26 @@ def train(
             )
             command = command_line(ctx)
             trainer = new_run(
-                out, data_cfg, model_options, train_cfg, device, init_from, command, tokenizer_from
+                out,
+                data_cfg,
+                model_options,
+                train_cfg,
+                device,
+                init_from,
+                command,
+                tokenizer_from,
+                retrieval_dir() if refine_alpha is not None else None,
             )
         trainer.show_progress = progress
     except (ValueError, OSError) as exc:
         fail(str(exc))
     summary = trainer.run()
     typer.echo(json.dumps({"out": str(out), "best": summary["best"]}, indent=2))
+
+
+def retrieval_dir() -> Path:
+    """Where the corpus index is cached (RETRIEVAL_DIR), for a refine model's training."""
+    return settings_or_exit().retrieval_dir
 
 
 def evaluate(
@@ -210,6 +231,7 @@ def evaluate(
     from s2s_core.mmi import load_backward
     from s2s_core.ranker import RankerUnavailable
     from s2s_core.recipe import DataConfig, load_split
+    from s2s_core.refine import is_refine, load_refiner
     from s2s_core.retrieval import RetrievalUnavailable
 
     try:
@@ -226,16 +248,22 @@ def evaluate(
             if any(n in CORPUS_STYLES for n in configs)
             else None
         )
+        refiner = load_refiner(
+            meta,
+            net.config,
+            tokenizer,
+            settings_or_exit().retrieval_dir if is_refine(meta) else None,
+        )
     except (ValueError, OSError, TypeError, RankerUnavailable, RetrievalUnavailable) as exc:
         fail(str(exc))
     source = str(messages) if messages else split
     result: dict[str, Any] = {"model": str(model), "split": source, "pairs": len(examples)}
     try:
         if "ppl" in names and not messages:
-            result["perplexity"] = evaluate_perplexity(net, tokenizer, examples, data)
+            result["perplexity"] = evaluate_perplexity(net, tokenizer, examples, data, refiner)
             cleaned, _ = clean_examples(examples)
             result["perplexity_clean_targets"] = {
-                **evaluate_perplexity(net, tokenizer, cleaned, data),
+                **evaluate_perplexity(net, tokenizer, cleaned, data, refiner),
                 "pairs": len(cleaned),
             }
         if configs and not messages:
@@ -253,6 +281,7 @@ def evaluate(
                 relevance=relevance,
                 avoid_defects=avoid_defects,
                 hybrid=hybrid if name in CORPUS_STYLES else None,
+                refiner=refiner,
             )
             if messages:
                 result[name].pop("bleu")

@@ -39,6 +39,20 @@ def encode_context(tokenizer: Tokenizer, turns: Sequence[Turn], max_len: int) ->
     return context_ids([(t.speaker, ids) for t, ids in zip(turns, encoded, strict=True)], max_len)
 
 
+MAX_RETRIEVED_TOKENS = 24  # of a retrieved reply, kept after the refine marker
+
+
+def refine_source(
+    context: Sequence[int], retrieved: Sequence[int], marker: int, max_len: int
+) -> list[int]:
+    """The encoder's input: the conversation's most recent ids, the marker, the retrieved
+    reply's first ``MAX_RETRIEVED_TOKENS`` ids; ``max_len`` in all. The retrieved reply is
+    kept whole first: the conversation's oldest words are the ones to lose."""
+    kept = list(retrieved[:MAX_RETRIEVED_TOKENS])
+    room = max(max_len - len(kept) - 1, 1)
+    return [*list(context)[-room:], marker, *kept]
+
+
 def target_ids(tokens: Sequence[int], max_len: int) -> list[int]:
     """``<sos> tokens <eos>``; a target too long for ``max_len`` is cut without ``<eos>``.
     With ``<eos>`` after the cut, the model learned to stop there mid-sentence: 68% of the
@@ -56,16 +70,28 @@ class PairDataset(torch.utils.data.Dataset[tuple[np.ndarray, np.ndarray]]):
 
     @classmethod
     def from_examples(
-        cls, examples: Sequence[Example], tokenizer: Tokenizer, max_src_len: int, max_tgt_len: int
+        cls,
+        examples: Sequence[Example],
+        tokenizer: Tokenizer,
+        max_src_len: int,
+        max_tgt_len: int,
+        retrieved: tuple[Sequence[str], int] | None = None,
     ) -> PairDataset:
-        """Tokenizes each distinct text once (a turn recurs in several contexts)."""
+        """Tokenizes each distinct text once (a turn recurs in several contexts).
+        ``retrieved``: one text per example and the marker that puts it after the
+        conversation (a retrieve-and-refine model's source, ``s2s_core.refine``)."""
+        extra = list(retrieved[0]) if retrieved else []
         texts = sorted(
-            {t.text for ex in examples for t in ex.context} | {ex.response for ex in examples}
+            {t.text for ex in examples for t in ex.context}
+            | {ex.response for ex in examples}
+            | set(extra)
         )
         vocab = dict(zip(texts, tokenizer.encode_batch(texts), strict=True))
         pairs = []
-        for ex in examples:
+        for i, ex in enumerate(examples):
             src = context_ids([(t.speaker, vocab[t.text]) for t in ex.context], max_src_len)
+            if src and retrieved:
+                src = refine_source(src, vocab[extra[i]], retrieved[1], max_src_len)
             if src:
                 pairs.append((src, target_ids(vocab[ex.response], max_tgt_len)))
         return cls(pairs)

@@ -22,6 +22,7 @@ from s2s_core.mmi import Backward, maybe_rerank
 from s2s_core.model import Seq2Seq
 from s2s_core.quality import quality_rates
 from s2s_core.recipe import DataConfig
+from s2s_core.refine import COPY_SHARE, Refiner, copy_share
 from s2s_core.relevance import response_selection
 from s2s_core.tokenizer import Tokenizer
 from s2s_core.train import evaluate_loss
@@ -30,9 +31,21 @@ DISTRACTORS = 9  # relevance: each reply against the replies to 9 other contexts
 
 
 def evaluate_perplexity(
-    model: Seq2Seq, tokenizer: Tokenizer, examples: Sequence[Example], data: DataConfig
+    model: Seq2Seq,
+    tokenizer: Tokenizer,
+    examples: Sequence[Example],
+    data: DataConfig,
+    refiner: Refiner | None = None,
 ) -> dict[str, float]:
-    dataset = PairDataset.from_examples(examples, tokenizer, data.max_src_len, data.max_tgt_len)
+    """Perplexity of the examples' replies; a refine model reads, after each conversation,
+    the best corpus reply retrieved for it, as it does when it replies."""
+    retrieved = None
+    if refiner is not None:
+        found = refiner.retrieve([[t.text for t in ex.context] for ex in examples])
+        retrieved = ([texts[0] if texts else "" for texts in found], refiner.marker)
+    dataset = PairDataset.from_examples(
+        examples, tokenizer, data.max_src_len, data.max_tgt_len, retrieved
+    )
     device = next(model.parameters()).device
     loss = evaluate_loss(model, dataset, 64, device)
     return {"loss": loss, "perplexity": perplexity(loss), "tokens": dataset.target_tokens()}
@@ -49,20 +62,32 @@ def reply_texts(
     progress: bool = False,
     avoid_defects: bool = True,
     hybrid: Hybrid | None = None,
-) -> list[Choice]:
-    """The reply the product would send for each example's context: the n-best of ``cfg``,
-    reranked by MMI when ``backward`` is given and there is more than one candidate, with
-    ``hybrid`` beside corpus replies under one ranker, then the worker's own choice
-    (``s2s_core.choice``)."""
+    refiner: Refiner | None = None,
+) -> tuple[list[Choice], list[list[str]]]:
+    """The reply the product would send for each example's context: the n-best of ``cfg``
+    (a refine model's: decoded on the replies ``refiner`` retrieves), reranked by MMI when
+    ``backward`` is given and there is more than one candidate, with ``hybrid`` beside
+    corpus replies under one ranker, then the worker's own choice (``s2s_core.choice``);
+    and for each, the retrieved replies its decodes read (none for a plain model)."""
     # The last context_turns turns, as the worker reads them (a longer logged context would
     # give the model another source than the one it answered live).
     window = data.context_turns
     sources = [encode_context(tokenizer, ex.context[-window:], data.max_src_len) for ex in examples]
     messages = [tokenizer.encode(ex.context[-1].text) for ex in examples]
     choices: list[Choice] = []
+    read: list[list[str]] = []
+    words = word_table(tokenizer)
     for start in tqdm(range(0, len(sources), batch_size), disable=not progress, desc=cfg.strategy):
         batch = examples[start : start + batch_size]
-        decoded = generate(model, sources[start : start + batch_size], cfg, word_table(tokenizer))
+        if refiner is None:
+            decoded = generate(model, sources[start : start + batch_size], cfg, words)
+            read += [[] for _ in batch]
+        else:
+            turns = [[t.text for t in ex.context[-window:]] for ex in batch]
+            decoded, found = refiner.generate(
+                model, sources[start : start + batch_size], turns, cfg, words
+            )
+            read += found
         nbest, _ = maybe_rerank(backward, messages[start : start + batch_size], decoded)
         pools = [
             as_candidates(hyps, tokenizer, data.max_tgt_len, trim=avoid_defects) for hyps in nbest
@@ -74,7 +99,30 @@ def reply_texts(
         choices += [
             choose_reply(ex, pool, avoid_defects) for ex, pool in zip(batch, pools, strict=True)
         ]
-    return choices
+    return choices, read
+
+
+def copy_rates(choices: Sequence[Choice], read: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """How much the written replies (source ``generated``) copy the retrieved replies their
+    decodes read: the mean share of their words found in one of them, the share at or
+    above ``COPY_SHARE`` (copies, word order aside) and the share that is one of them
+    verbatim; and the share of all replies that are written and not copies."""
+    shares = [
+        (
+            copy_share(c.text, texts),
+            " ".join(c.text.lower().split()) in {" ".join(t.lower().split()) for t in texts},
+        )
+        for c, texts in zip(choices, read, strict=True)
+        if c.source == "generated"
+    ]
+    written = len(shares)
+    return {
+        "written": written,
+        "mean_word_overlap": sum(s for s, _ in shares) / max(written, 1),
+        "copies": sum(s >= COPY_SHARE for s, _ in shares) / max(written, 1),
+        "verbatim": sum(v for _, v in shares) / max(written, 1),
+        "written_not_copied_share": sum(s < COPY_SHARE for s, _ in shares) / max(len(choices), 1),
+    }
 
 
 def choose_reply(
@@ -137,8 +185,9 @@ def evaluate_generation(
     relevance: bool = True,
     avoid_defects: bool = True,
     hybrid: Hybrid | None = None,
+    refiner: Refiner | None = None,
 ) -> dict[str, Any]:
-    choices = reply_texts(
+    choices, read = reply_texts(
         model,
         tokenizer,
         examples,
@@ -148,6 +197,7 @@ def evaluate_generation(
         progress=progress,
         avoid_defects=avoid_defects,
         hybrid=hybrid,
+        refiner=refiner,
     )
     texts = [c.text for c in choices]
     metrics = text_metrics(examples, texts, relevance)
@@ -159,6 +209,7 @@ def evaluate_generation(
         **({"mmi": asdict(backward.cfg)} if backward and cfg.n_best > 1 else {}),
         **({"hybrid": hybrid.describe()} if hybrid else {}),
         "sources": source_shares(choices),
+        **({"refine": copy_rates(choices, read)} if refiner else {}),
         **metrics,
         "samples": [
             {
@@ -166,7 +217,8 @@ def evaluate_generation(
                 "reference": ex.response,
                 "reply": choice.text,
                 "source": choice.source,
+                **({"read": texts} if refiner else {}),
             }
-            for ex, choice in zip(examples, choices, strict=True)
+            for ex, choice, texts in zip(examples, choices, read, strict=True)
         ],
     }

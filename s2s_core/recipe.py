@@ -35,6 +35,8 @@ from s2s_core.corpora import (
 from s2s_core.data import PairDataset
 from s2s_core.device import resolve_device
 from s2s_core.model import ModelConfig, Seq2Seq
+from s2s_core.refine import is_refine, marker_id, training_retrievals, with_marker
+from s2s_core.retrieval import CorpusIndex
 from s2s_core.tokenizer import Tokenizer
 from s2s_core.train import TrainConfig, Trainer
 
@@ -63,6 +65,10 @@ class DataConfig:
     persona: bool = False  # chitchat only: mix the bot's answers about itself into train
     # forward: context -> reply; backward: reply -> the message it answered (for MMI)
     direction: str = "forward"
+    # Retrieve and refine (s2s_core.refine): the source ends with a retrieved corpus reply;
+    # this share of training examples gets a near copy of the true reply there instead.
+    # None: a plain model.
+    refine_alpha: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mix < 1.0:
@@ -81,6 +87,11 @@ class DataConfig:
             raise ValueError(f"DataConfig.task must be one of {TASKS}, got {self.task!r}")
         if self.task in ("tsv", "jsonl") and not self.path:
             raise ValueError(f"task {self.task} needs a data file (--data)")
+        if self.refine_alpha is not None:
+            if not 0.0 <= self.refine_alpha <= 1.0:
+                raise ValueError(f"--refine-alpha must be in [0, 1], got {self.refine_alpha}")
+            if self.task != "chitchat" or self.direction != "forward":
+                raise ValueError("--refine-alpha trains a forward model on --task chitchat")
         if self.max_src_len < 1 or self.max_tgt_len < 3 or self.context_turns < 1:
             raise ValueError("need max_src_len >= 1, max_tgt_len >= 3, context_turns >= 1")
 
@@ -146,14 +157,38 @@ def train_tokenizer(examples: list[Example], vocab_size: int) -> Tokenizer:
     return Tokenizer.train(sorted(texts), vocab_size)
 
 
-def datasets(data: DataConfig, tokenizer: Tokenizer) -> tuple[PairDataset, PairDataset]:
-    train = PairDataset.from_examples(
-        load_split(data, "train"), tokenizer, data.max_src_len, data.max_tgt_len
-    )
-    valid = PairDataset.from_examples(
-        load_split(data, "valid"), tokenizer, data.max_src_len, data.max_tgt_len
-    )
-    return train, valid
+def datasets(
+    data: DataConfig,
+    tokenizer: Tokenizer,
+    marker: int | None = None,
+    retrieval_dir: Path | None = None,
+) -> tuple[PairDataset, PairDataset]:
+    """The training and validation pairs; for a refine model (``marker``: its retrieved-reply
+    marker) each source ends with the reply retrieved for it (the corpus index cached in
+    ``retrieval_dir``)."""
+    train, valid = load_split(data, "train"), load_split(data, "valid")
+    if data.refine_alpha is None or marker is None:
+        return (
+            PairDataset.from_examples(train, tokenizer, data.max_src_len, data.max_tgt_len),
+            PairDataset.from_examples(valid, tokenizer, data.max_src_len, data.max_tgt_len),
+        )
+    if retrieval_dir is None:
+        raise ValueError("a refine model trains with retrieval: give the index's folder")
+    index = CorpusIndex.cached(retrieval_dir, data.split_seed)
+    # Training retrieves from its own corpus (each pair and its dialogue left out) and reads
+    # near copies; validation reads only what retrieval finds, as replies will.
+    aligned = data.clean and not data.persona and not data.limit  # train is the index
+    sets = []
+    for split, examples, alpha in (("train", train, data.refine_alpha), ("valid", valid, 0.0)):
+        own_rows = aligned and split == "train"
+        texts, how = training_retrievals(examples, index, alpha, data.split_seed, own_rows)
+        log.info("%s: %s", split, how)
+        sets.append(
+            PairDataset.from_examples(
+                examples, tokenizer, data.max_src_len, data.max_tgt_len, (texts, marker)
+            )
+        )
+    return sets[0], sets[1]
 
 
 def new_run(
@@ -165,6 +200,7 @@ def new_run(
     init_from: Path | None = None,
     command: str = "",
     tokenizer_from: Path | None = None,
+    retrieval_dir: Path | None = None,
 ) -> Trainer:
     """Starts a run: a fresh model and tokenizer, or ``init_from``'s (fine-tuning).
     ``tokenizer_from`` gives a fresh model another checkpoint's tokenizer (a backward
@@ -173,7 +209,9 @@ def new_run(
     if init_from is not None and tokenizer_from is not None:
         raise ValueError("--init-from brings its own tokenizer: drop --tokenizer-from")
     if init_from is not None:
-        model, tokenizer, _ = load_checkpoint(init_from)
+        model, tokenizer, origin_meta = load_checkpoint(init_from)
+        if data.refine_alpha is not None and not is_refine(origin_meta):
+            model = with_marker(model)  # a plain model learns to refine
         model.train()
     else:
         if tokenizer_from is not None:
@@ -183,7 +221,10 @@ def new_run(
         else:
             tokenizer = train_tokenizer(load_split(data, "train"), data.vocab_size)
         vocab = tokenizer.vocab_size
-        model = Seq2Seq(ModelConfig(src_vocab_size=vocab, tgt_vocab_size=vocab, **model_options))
+        src_vocab = vocab + (data.refine_alpha is not None)  # the refine marker's row
+        model = Seq2Seq(
+            ModelConfig(src_vocab_size=src_vocab, tgt_vocab_size=vocab, **model_options)
+        )
     state_dir = out_dir / "train_state"
     with _removed_on_failure([out_dir, state_dir, *(out_dir / n for n in CARRIED_FOLDERS)]):
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -200,7 +241,9 @@ def new_run(
             "init_from": origin,
         }
         (state_dir / "run.json").write_text(json.dumps(run, indent=2))
-        return _trainer(out_dir, data, model, tokenizer, train_cfg, device, command, origin)
+        return _trainer(
+            out_dir, data, model, tokenizer, train_cfg, device, command, origin, retrieval_dir
+        )
 
 
 @contextmanager
@@ -242,7 +285,9 @@ def carried_settings(origin: Path) -> dict[str, Any]:
     return {key: meta[key] for key in CARRIED_SETTINGS if key in meta}
 
 
-def resume_run(out_dir: Path, **budget: int | float | None) -> Trainer:
+def resume_run(
+    out_dir: Path, retrieval_dir: Path | None = None, **budget: int | float | None
+) -> Trainer:
     """Continues ``out_dir``'s run where its last saved state left off.
 
     ``budget`` overrides the run's ``epochs``, ``max_steps`` or ``max_minutes`` (None keeps it).
@@ -268,6 +313,7 @@ def resume_run(out_dir: Path, **budget: int | float | None) -> Trainer:
         run["device"],
         run["command"],
         run.get("init_from"),
+        retrieval_dir,
     )
     trainer.resume()
     return trainer
@@ -282,8 +328,10 @@ def _trainer(
     device: str,
     command: str,
     init_from: str | None = None,
+    retrieval_dir: Path | None = None,
 ) -> Trainer:
-    train_set, valid_set = datasets(data, tokenizer)
+    marker = marker_id(model.config) if data.refine_alpha is not None else None
+    train_set, valid_set = datasets(data, tokenizer, marker, retrieval_dir)
     if len(train_set) == 0 or len(valid_set) == 0:
         where = data.path or data.task
         raise ValueError(

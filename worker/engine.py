@@ -41,6 +41,7 @@ from s2s_core.hybrid import Hybrid, Seq2SeqScorer, load_hybrid, rank_pools
 from s2s_core.mmi import Backward, MMIConfig, Reranked, load_backward, maybe_rerank
 from s2s_core.model import Seq2Seq
 from s2s_core.ranker import RankerUnavailable
+from s2s_core.refine import Refiner, load_refiner
 from s2s_core.retrieval import RetrievalUnavailable
 from s2s_core.tokenizer import Tokenizer
 from worker import metrics
@@ -64,6 +65,7 @@ class LoadedModel:
     words: WordTable  # the tokenizer's words, for the word-repetition rule
     backward: Backward | None = None  # MMI reranking, when it ships one
     hybrid: Hybrid | None = None  # corpus replies and the ranker, when it asks for them
+    refiner: Refiner | None = None  # a retrieve-and-refine model's retrieval
 
 
 @dataclass
@@ -76,6 +78,8 @@ class Decoded:
     # The hypotheses beside corpus replies, ranked (s2s_core.hybrid), when the item asked
     # for them and the model has a hybrid pool; the choice then picks among these.
     pool: list[Candidate] | None = None
+    # A refine model's: the corpus replies its decodes read (stored with the reply).
+    read: list[str] | None = None
 
 
 @dataclass
@@ -85,6 +89,7 @@ class _Request:
     message: list[int]  # the message's own tokens, which the backward model scores
     version: str | None  # the canary's version: decoded by it; else by the active model
     conversation: list[str] | None = None  # the turns, for corpus replies beside the n-best
+    turns: list[str] | None = None  # the turns, for a refine model's retrieval
     future: Future[Decoded] = field(default_factory=Future)
 
 
@@ -128,6 +133,8 @@ class DecodeItem:
     # The conversation's turns (oldest first, the message last) when the reply style wants
     # corpus replies beside the generated ones; None: the n-best alone.
     conversation: list[str] | None = None
+    # The same turns whatever the style: a refine model decodes on what they retrieve.
+    turns: list[str] | None = None
 
 
 class Engine:
@@ -177,6 +184,7 @@ class Engine:
                 i.message if i.message is not None else i.source,
                 i.version,
                 i.conversation,
+                i.turns,
             )
             for i in items
         ]
@@ -264,7 +272,16 @@ class Engine:
     def _decode(self, serving: LoadedModel, cfg: DecodeConfig, requests: list[_Request]) -> None:
         try:
             start = time.perf_counter()
-            nbest = generate(serving.model, [r.source for r in requests], cfg, serving.words)
+            sources = [r.source for r in requests]
+            read: list[list[str] | None] = [None] * len(requests)
+            if serving.refiner is None:
+                nbest = generate(serving.model, sources, cfg, serving.words)
+            else:
+                turns = [r.turns or [] for r in requests]
+                nbest, found = serving.refiner.generate(
+                    serving.model, sources, turns, cfg, serving.words
+                )
+                read = list(found)
             messages = [r.message for r in requests]
             results, mmi = maybe_rerank(serving.backward, messages, nbest)
             pools = self._pools(serving, requests, results)
@@ -278,8 +295,10 @@ class Engine:
             return
         metrics.BATCH_SIZE.observe(len(requests))
         metrics.DECODE.observe(ms / 1000)
-        for request, hyps, pool in zip(requests, results, pools, strict=True):
-            request.future.set_result(Decoded(hyps, serving.version, len(requests), ms, mmi, pool))
+        for request, hyps, pool, texts in zip(requests, results, pools, read, strict=True):
+            request.future.set_result(
+                Decoded(hyps, serving.version, len(requests), ms, mmi, pool, texts)
+            )
 
     @staticmethod
     def _pools(
@@ -355,7 +374,8 @@ class Engine:
         if self._model is None:
             _freeze_the_heap()  # once: a replaced model's garbage must stay collectable
         words = word_table(tokenizer)
-        return LoadedModel(version, model, tokenizer, meta, words, backward, hybrid)
+        refiner = load_refiner(meta, model.config, tokenizer, self.corpus_cache)
+        return LoadedModel(version, model, tokenizer, meta, words, backward, hybrid, refiner)
 
     def _hybrid(self, path: Path, meta: dict[str, Any]) -> Hybrid | None:
         """The checkpoint's hybrid pool; one the worker cannot build (the ranker or bm25s

@@ -30,6 +30,7 @@ from s2s_core.metrics import distinct_n
 from s2s_core.mmi import load_backward
 from s2s_core.quality import quality_rates
 from s2s_core.recipe import DataConfig
+from s2s_core.refine import load_refiner
 from worker.replies import decode_config
 from worker.service import RECENT_TURNS
 from worker.store import DialogueStore
@@ -101,12 +102,21 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs, progress: bool = T
     hybrid = (
         load_hybrid(path, meta, get_settings().retrieval_dir) if STYLE in CORPUS_STYLES else None
     )
+    refiner = load_refiner(meta, model.config, tokenizer, get_settings().retrieval_dir)
     # As the worker read each turn: the RECENT_TURNS turns before the message (the n-best
     # choice looks at those), the message last (the source is the last context_turns).
     logged = [Example(ex.context[-(RECENT_TURNS + 1) :], ex.response) for ex in inputs.logged]
     start = time.perf_counter()
-    choices = reply_texts(
-        model, tokenizer, logged, data, cfg, backward, progress=progress, hybrid=hybrid
+    choices, _ = reply_texts(
+        model,
+        tokenizer,
+        logged,
+        data,
+        cfg,
+        backward,
+        progress=progress,
+        hybrid=hybrid,
+        refiner=refiner,
     )
     replies = [c.text for c in choices]
     seconds = time.perf_counter() - start
@@ -121,7 +131,7 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs, progress: bool = T
         **{key: rates[key] for key in GATED_RATES},
         "decode_ms_per_reply": 1000 * seconds / max(len(replies), 1),
         "sources": source_shares(choices),
-        "stages": pipeline_stages(backward is not None, hybrid is not None),
+        "stages": pipeline_stages(backward is not None, hybrid is not None, refiner is not None),
     }
     settings = cfg.to_dict()
     own = [
@@ -143,7 +153,7 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs, progress: bool = T
         ("disliked", inputs.disliked),
     ):
         if examples:
-            ppl = evaluate_perplexity(model, tokenizer, examples, data)
+            ppl = evaluate_perplexity(model, tokenizer, examples, data, refiner)
             if key == "human":
                 result.metrics["human_perplexity"] = ppl["perplexity"]
             else:
@@ -195,9 +205,9 @@ class Gate:
         return passed, reasons
 
 
-def pipeline_stages(mmi: bool, hybrid: bool) -> str:
+def pipeline_stages(mmi: bool, hybrid: bool, refine: bool = False) -> str:
     """The stages a reply goes through, in words, for the report and the gate."""
-    stages = ["the Seq2Seq n-best"]
+    stages = ["the Seq2Seq n-best, refining retrieved replies" if refine else "the Seq2Seq n-best"]
     stages += ["MMI reranking"] if mmi else []
     stages += ["the corpus pool and its ranker"] if hybrid else []
     return ", ".join(stages)

@@ -244,15 +244,15 @@ class ReplyService:
         items = []
         for req, model in zip(requests, models, strict=True):
             before = [Turn(text, speaker) for speaker, text in history.get(req.chat_id, [])]
+            turns = [text for _, text in history.get(req.chat_id, [])] + [req.text]
             items.append(
                 DecodeItem(
                     encoder_input(model.tokenizer, model.meta, before, req.text),
                     decode_config(req.style, model.meta.get("decode")),
                     model.tokenizer.encode(req.text),
                     model.version,
-                    [text for _, text in history.get(req.chat_id, [])] + [req.text]
-                    if req.style in CORPUS_STYLES
-                    else None,
+                    turns if req.style in CORPUS_STYLES else None,
+                    turns,
                 )
             )
         futures = self.engine.submit(items)
@@ -324,6 +324,7 @@ def _exchange(
                 if decoded.pool is not None and serving.hybrid
                 else {}
             ),
+            **({"refined_from": decoded.read} if decoded.read is not None else {}),
         },
         candidates=choice.candidates,
         queue_wait_ms=wait,

@@ -117,3 +117,30 @@ def test_a_worker_that_cannot_build_the_pool_still_answers(
     assert reply.text and engine.loaded().hybrid is None
     (generation,) = generations(store)
     assert generation.decoding["source"] in ("generated", "fallback", "persona")
+
+
+def test_a_refine_model_decodes_on_what_retrieval_finds(
+    store: DialogueStore, tmp_path: Path, tiny_tokenizer: Tokenizer, corpus_cache: Path
+) -> None:
+    """A retrieve-and-refine checkpoint: every style's decodes read corpus replies found for
+    the conversation (stored with the reply), and the hybrid pool still adds its own."""
+    from s2s_core.refine import with_marker
+
+    meta = {
+        "data": {"max_src_len": 32, "max_tgt_len": 16, "refine_alpha": 0.25},
+        "hybrid": {"retrieved": 8},
+    }
+    model = with_marker(tiny_model(tiny_tokenizer.vocab_size))
+    ckpt = save_checkpoint(tmp_path / "refine", model, tiny_tokenizer, meta)
+    engine = Engine(default_source(ckpt), "cpu", corpus_cache=corpus_cache)
+    try:
+        service = ReplyService(store, engine, RecordingPublisher())
+        service.reply(ask(1, 1, "I just adopted a kitten!", Style.VARIED))
+        service.reply(ask(2, 1, "I just adopted a kitten!"))
+    finally:
+        engine.close()
+    varied, hybrid = generations(store)
+    assert len(varied.decoding["refined_from"]) == 3  # three retrieved replies, three decodes
+    assert {c["source"] for c in varied.candidates} == {"generated"}
+    assert "retrieved" in {c["source"] for c in hybrid.candidates}
+    assert hybrid.decoding["refined_from"] == varied.decoding["refined_from"]
