@@ -167,6 +167,8 @@ def test_eval_reports_json(trained: Path) -> None:
         (["models", "export", "{model}", "{tmp}/x", "--backward", "{tmp}/nope"], "not a dir"),
         (["train", "--out", "{tmp}", "--direction", "sideways", *TINY], "direction"),
         (["train", "--out", "{tmp}", "--clean", *TINY], "apply to --task chitchat"),
+        (["train", "--out", "{tmp}", "--refine-alpha", "1.5", *TINY], "--refine-alpha"),
+        (["train", "--out", "{tmp}", "--refine-alpha", "0.2", *TINY], "--task chitchat"),
         (["train", "--out", "{tmp}", "--tokenizer-from", "{tmp}/nope", *TINY], "tokenizer"),
         (["eval", "--model", "{model}", "--messages", "{tmp}/none.txt"], "none.txt"),
         (["train", "--out", "{tmp}", "--device", "gpu", *TINY], "Invalid value for '--device'"),

@@ -147,3 +147,27 @@ def test_copy_share_counts_the_reply_words_found_in_one_retrieved_reply() -> Non
     assert copy_share("I love soccer!", ["i LOVE soccer"]) == 1.0
     assert copy_share("I love soccer too", ["I love", "soccer too"]) == 0.5
     assert copy_share("Which team?", []) == 0.0 and copy_share("", ["x"]) == 0.0
+
+
+@pytest.mark.slow  # the corpus index of the training split (~30 s)
+def test_a_plain_checkpoint_learns_to_refine_and_resumes(
+    tmp_path: object, checkpoint_dir: object
+) -> None:
+    """``s2s train --init-from PLAIN --refine-alpha``: the model gains the marker row, every
+    source carries it, the run resumes with the same data."""
+    from pathlib import Path
+
+    from s2s_core.recipe import DataConfig, new_run, resume_run
+    from s2s_core.train import TrainConfig
+
+    out, cache = Path(str(tmp_path)) / "run", Path(str(tmp_path)) / "retrieval"
+    data = DataConfig(limit=40, refine_alpha=0.5, max_src_len=32, max_tgt_len=12)
+    cfg = TrainConfig(epochs=1, batch_size=8, max_steps=2)
+    trainer = new_run(out, data, {}, cfg, "cpu", Path(str(checkpoint_dir)), retrieval_dir=cache)
+    marker = marker_id(trainer.model.config)
+    assert marker == trainer.tokenizer.vocab_size
+    sources = [trainer.train_set[i][0].tolist() for i in range(len(trainer.train_set))]
+    assert all(marker in src for src in sources)
+    trainer.run()
+    again = resume_run(out, cache, max_steps=3)
+    assert again.train_set[0][0].tolist() == sources[0]
