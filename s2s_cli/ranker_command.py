@@ -39,11 +39,13 @@ def train_ranker(
     device: Device = "auto",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Fine-tunes all-MiniLM-L6-v2 (or --init) on the cleaned Chit-Chat training split
-    (each conversation's last two turns against the reply people gave; the batch's other
-    replies and, with --hard-negatives, replies retrieved for similar conversations as
-    negatives) and saves it to --out every 100 steps; copy the folder into a checkpoint as
-    ranker/ to rank its hybrid pool with it."""
+    """Fine-tune the hybrid pool's ranker for response selection.
+
+    Trains all-MiniLM-L6-v2 (or --init) on the cleaned Chit-Chat training split: each
+    conversation's last two turns against the reply people gave; the batch's other replies
+    and, with --hard-negatives, replies retrieved for similar conversations as negatives.
+    Saves it to --out every 100 steps; copy the folder into a checkpoint as ranker/ to rank
+    its hybrid pool with it."""
     import torch
 
     from s2s_core.device import resolve_device
@@ -91,10 +93,12 @@ def build_index(
     ] = None,
     device: Device = "auto",
 ) -> None:
-    """Builds, once, what the hybrid reply style needs beside a checkpoint: the public
-    corpus' search index and its ranker's vectors of every corpus reply (~10 minutes on two
-    CPU cores), cached under var/retrieval/. Workers and `s2s chat` read them at start;
-    without the vectors each retrieved reply is encoded as it is ranked (slower)."""
+    """Build the corpus index and reply vectors the hybrid style needs (once).
+
+    The public corpus' search index and the checkpoint's ranker's vectors of every corpus
+    reply (~10 minutes on two CPU cores), cached under var/retrieval/. Workers and `s2s
+    chat` read them at start; without the vectors each retrieved reply is encoded as it is
+    ranked (slower)."""
     from s2s_core.device import resolve_device
     from s2s_core.hybrid import build_vectors, cached_vectors
     from s2s_core.ranker import Ranker, RankerUnavailable

@@ -114,9 +114,10 @@ def canary(
     version: Annotated[str, typer.Argument(help="Version id (or a unique prefix).")],
     share: Annotated[int, typer.Option(min=1, max=99, help="Percent of chats it answers.")] = 10,
 ) -> None:
-    """Let VERSION answer SHARE percent of chats (the same chats every time, chosen by chat
-    id) beside the active version; `promote` or `retire` ends it. Workers pick it up
-    between batches."""
+    """Let VERSION answer SHARE percent of chats beside the active version.
+
+    The same chats every time, chosen by chat id; `promote` or `retire` ends it. Workers
+    pick it up between batches."""
     with _registry() as registry:
         version_id = _unique(registry, version)
         try:
@@ -134,10 +135,11 @@ def compare(
     until: Annotated[str | None, typer.Option(help="Window end (ISO date/time, UTC).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
-    """Two versions on what people did with their replies: 👍 and 👎 rates with Wilson 95%
-    intervals, conversations they opened, turns per conversation, the share the user
-    continued after the first reply, replies/s, latency, and the share of replies the
-    Seq2Seq wrote or took from the corpus."""
+    """Compare two versions on what people did with their replies.
+
+    👍 and 👎 rates with Wilson 95% intervals, conversations they opened, turns per
+    conversation, the share the user continued after the first reply, replies/s, latency,
+    and the share of replies the Seq2Seq wrote or took from the corpus."""
     with _registry() as registry:
         versions = [_version(registry, first), _version(registry, second)]
         stats = _compare(registry, versions, since, until)
@@ -286,8 +288,10 @@ def card(
     name: Annotated[str | None, typer.Option(help="The card's title.")] = None,
     description: Annotated[str | None, typer.Option(help="The card's first paragraph.")] = None,
 ) -> None:
-    """Add evaluations, baselines and notes to a checkpoint's metrics.json and rewrite its
-    MODEL_CARD.md (the weights stay as they are)."""
+    """Add evaluations, baselines and notes to a checkpoint's card.
+
+    They go into its metrics.json, and MODEL_CARD.md is rewritten; the weights stay as
+    they are."""
     from s2s_core.checkpoint import load_checkpoint, save_card
 
     try:

@@ -220,9 +220,11 @@ def evaluate(
     device: Device = "auto",
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
-    """Perplexity and, per decoding strategy, the replies the product would send with BLEU,
-    distinct-n, sign-off / greeting / repetition / copy rates and relevance, as JSON; the
-    human references get the same measures."""
+    """Measure a checkpoint: perplexity and the replies of each decoding strategy, as JSON.
+
+    Per strategy, the replies the product would send with BLEU, distinct-n, sign-off /
+    greeting / repetition / copy rates and relevance; the human references get the same
+    measures."""
     from s2s_contract.styles import CORPUS_STYLES
     from s2s_core.checkpoint import load_checkpoint
     from s2s_core.cleaning import clean_examples
