@@ -73,6 +73,13 @@ def train(
             "share of training pairs reads a near copy of the true reply there instead."
         ),
     ] = None,
+    refine_pick: Annotated[
+        str,
+        typer.Option(
+            help="The retrieved reply a refine model reads: bm25 (the first) or ranker (the "
+            "checkpoint's ranker's best of BM25's first 20; needs `s2s models index`)."
+        ),
+    ] = "bm25",
     cell: Annotated[str, typer.Option(help="lstm | gru")] = "lstm",
     attention: Annotated[str, typer.Option(help="none | luong")] = "none",
     bidirectional: Annotated[bool, typer.Option(help="Bidirectional encoder.")] = False,
@@ -136,6 +143,7 @@ def train(
                 persona=persona,
                 direction=direction,
                 refine_alpha=refine_alpha,
+                refine_pick=refine_pick,
             )
             model_options = {
                 "emb_dim": emb_dim,
@@ -255,6 +263,8 @@ def evaluate(
             net.config,
             tokenizer,
             settings_or_exit().retrieval_dir if is_refine(meta) else None,
+            (hybrid.ranker, hybrid.vectors) if hybrid else None,
+            model,
         )
     except (ValueError, OSError, TypeError, RankerUnavailable, RetrievalUnavailable) as exc:
         fail(str(exc))

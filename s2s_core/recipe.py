@@ -34,14 +34,24 @@ from s2s_core.corpora import (
 )
 from s2s_core.data import PairDataset
 from s2s_core.device import resolve_device
+from s2s_core.hybrid import cached_vectors
 from s2s_core.model import ModelConfig, Seq2Seq
-from s2s_core.refine import is_refine, marker_id, training_retrievals, with_marker
+from s2s_core.ranker import Ranker
+from s2s_core.refine import (
+    Picker,
+    is_refine,
+    marker_id,
+    ranker_pick,
+    training_retrievals,
+    with_marker,
+)
 from s2s_core.retrieval import CorpusIndex
 from s2s_core.tokenizer import Tokenizer
 from s2s_core.train import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 TASKS = ("chitchat", "tsv", "jsonl", *SYNTHETIC_TASKS)
+REFINE_PICKS = ("bm25", "ranker")
 MIXED_VALID_PAIRS = 200  # fewest original-corpus pairs a fine-tune with --mix validates on
 
 
@@ -69,6 +79,9 @@ class DataConfig:
     # this share of training examples gets a near copy of the true reply there instead.
     # None: a plain model.
     refine_alpha: float | None = None
+    # Which retrieved reply a refine model reads: BM25's first, or the best of BM25's first
+    # 20 by the checkpoint's ranker (its corpus vectors built by `s2s models index`).
+    refine_pick: str = "bm25"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mix < 1.0:
@@ -92,6 +105,10 @@ class DataConfig:
                 raise ValueError(f"--refine-alpha must be in [0, 1], got {self.refine_alpha}")
             if self.task != "chitchat" or self.direction != "forward":
                 raise ValueError("--refine-alpha trains a forward model on --task chitchat")
+        if self.refine_pick not in REFINE_PICKS:
+            raise ValueError(
+                f"--refine-pick must be one of {REFINE_PICKS}, got {self.refine_pick!r}"
+            )
         if self.max_src_len < 1 or self.max_tgt_len < 3 or self.context_turns < 1:
             raise ValueError("need max_src_len >= 1, max_tgt_len >= 3, context_turns >= 1")
 
@@ -162,6 +179,7 @@ def datasets(
     tokenizer: Tokenizer,
     marker: int | None = None,
     retrieval_dir: Path | None = None,
+    ranker_from: Path | None = None,
 ) -> tuple[PairDataset, PairDataset]:
     """The training and validation pairs; for a refine model (``marker``: its retrieved-reply
     marker) each source ends with the reply retrieved for it (the corpus index cached in
@@ -175,13 +193,14 @@ def datasets(
     if retrieval_dir is None:
         raise ValueError("a refine model trains with retrieval: give the index's folder")
     index = CorpusIndex.cached(retrieval_dir, data.split_seed)
+    pick = _ranker_pick(index, ranker_from) if data.refine_pick == "ranker" else None
     # Training retrieves from its own corpus (each pair and its dialogue left out) and reads
     # near copies; validation reads only what retrieval finds, as replies will.
-    aligned = data.clean and not data.persona and not data.limit  # train is the index
+    aligned = data.clean and not data.persona  # train is the index's first rows
     sets = []
     for split, examples, alpha in (("train", train, data.refine_alpha), ("valid", valid, 0.0)):
         own_rows = aligned and split == "train"
-        texts, how = training_retrievals(examples, index, alpha, data.split_seed, own_rows)
+        texts, how = training_retrievals(examples, index, alpha, data.split_seed, own_rows, pick)
         log.info("%s: %s", split, how)
         sets.append(
             PairDataset.from_examples(
@@ -189,6 +208,21 @@ def datasets(
             )
         )
     return sets[0], sets[1]
+
+
+def _ranker_pick(index: CorpusIndex, checkpoint: Path | None) -> Picker:
+    """The ranker's choice among retrieved replies, with the checkpoint's ranker and the
+    corpus vectors `s2s models index` built for it."""
+    if checkpoint is None:
+        raise ValueError("--refine-pick ranker needs a checkpoint's ranker: use --init-from")
+    ranker = Ranker.for_checkpoint(checkpoint)
+    vectors = cached_vectors(index, ranker)
+    if vectors is None:
+        raise ValueError(
+            "--refine-pick ranker needs the corpus vectors: run `s2s models index --model "
+            f"{checkpoint}` first"
+        )
+    return ranker_pick(ranker, vectors)
 
 
 def new_run(
@@ -331,7 +365,7 @@ def _trainer(
     retrieval_dir: Path | None = None,
 ) -> Trainer:
     marker = marker_id(model.config) if data.refine_alpha is not None else None
-    train_set, valid_set = datasets(data, tokenizer, marker, retrieval_dir)
+    train_set, valid_set = datasets(data, tokenizer, marker, retrieval_dir, out_dir)
     if len(train_set) == 0 or len(valid_set) == 0:
         where = data.path or data.task
         raise ValueError(

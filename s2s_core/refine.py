@@ -22,7 +22,7 @@ import logging
 import random
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,10 @@ import torch
 from s2s_core.corpora import Example
 from s2s_core.data import refine_source
 from s2s_core.decoding import DecodeConfig, Hypothesis, WordTable, generate
+from s2s_core.hybrid import cached_vectors
 from s2s_core.model import ModelConfig, Seq2Seq
-from s2s_core.retrieval import NEARBY, CorpusIndex, RetrievalUnavailable
+from s2s_core.ranker import Ranker, RankerUnavailable, conversation_text
+from s2s_core.retrieval import NEARBY, CorpusIndex, RetrievalUnavailable, Retrieved
 from s2s_core.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,29 @@ def with_marker(model: Seq2Seq) -> Seq2Seq:
     return grown.train(model.training)
 
 
+# (conversations' turns, each one's retrieved replies, k) -> each one's best k of them.
+Picker = Callable[[Sequence[Sequence[str]], list[list[Retrieved]], int], list[list[Retrieved]]]
+RANKED_FROM = 20  # BM25's replies a ranker picks the conditioning ones from
+
+
+def ranker_pick(ranker: Ranker, vectors: torch.Tensor) -> Picker:
+    """Orders retrieved replies by the hybrid pool's ranker (its cosine between the
+    conversation and the reply, the corpus replies' vectors precomputed) and keeps k."""
+
+    def pick(
+        turns: Sequence[Sequence[str]], found: list[list[Retrieved]], k: int
+    ) -> list[list[Retrieved]]:
+        known = {h.text: vectors[h.row] for hits in found for h in hits}
+        queries = [conversation_text(t) for t in turns]
+        cosines = ranker.scores(queries, [[h.text for h in hits] for hits in found], known)
+        return [
+            [h for _, h in sorted(zip(c, hits, strict=True), key=lambda p: -p[0])][:k]
+            for c, hits in zip(cosines, found, strict=True)
+        ]
+
+    return pick
+
+
 @dataclass(frozen=True)
 class RetrievedFor:
     """How the retrieved replies of a split were chosen (for the run's log and model card)."""
@@ -82,14 +107,16 @@ def training_retrievals(
     alpha: float,
     seed: int,
     aligned: bool,
+    pick: Picker | None = None,
 ) -> tuple[list[str], RetrievedFor]:
     """One retrieved text per example: with probability ``alpha`` a near copy of its own
     reply, else the best corpus reply retrieval finds for its conversation that is not its
     own reply (by text, and by row within ``NEARBY`` when ``aligned``: the examples are the
-    index's own rows, one dialogue's pairs consecutive)."""
+    index's first rows, one dialogue's pairs consecutive); "best" is BM25's first, or
+    ``pick``'s (the ranker's) among the usable ones."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    if aligned and len(examples) != len(index):
+    if aligned and len(examples) > len(index):
         raise ValueError(f"{len(examples)} examples are not the index's {len(index)} rows")
     rng = random.Random(seed)
     copy = [rng.random() < alpha for _ in examples]
@@ -101,14 +128,20 @@ def training_retrievals(
     for at in range(0, len(wanted), 2000):
         rows = wanted[at : at + 2000]
         found = index.search([[t.text for t in examples[r].context] for r in rows], CANDIDATES)
-        for row, hits in zip(rows, found, strict=True):
-            own = _key(examples[row].response)
-            usable = (
-                h.text
+        usable = [
+            [
+                h
                 for h in hits
-                if _key(h.text) != own and not (aligned and abs(h.row - row) <= NEARBY)
-            )
-            texts[row] = next(usable, "")
+                if _key(h.text) != _key(examples[row].response)
+                and not (aligned and abs(h.row - row) <= NEARBY)
+            ]
+            for row, hits in zip(rows, found, strict=True)
+        ]
+        if pick is not None:
+            turns = [[t.text for t in examples[r].context] for r in rows]
+            usable = pick(turns, usable, 1)
+        for row, hits in zip(rows, usable, strict=True):
+            texts[row] = hits[0].text if hits else ""
     empty = sum(1 for i in wanted if not texts[i])
     return texts, RetrievedFor(sum(copy), len(wanted) - empty, empty)
 
@@ -141,12 +174,19 @@ class Refiner:
     marker: int
     max_src_len: int
     decodes: int = DECODES
+    pick: Picker | None = None  # the ranker's choice among BM25's first RANKED_FROM
 
     def retrieve(self, turns: Sequence[Sequence[str]]) -> list[list[str]]:
         """The corpus replies that condition each conversation's decodes, best first."""
         if self.index is None:
             return [[] for _ in turns]
-        found = self.index.search([list(t) for t in turns], self.decodes)
+        conversations = [list(t) for t in turns]
+        if self.pick is None:
+            found = self.index.search(conversations, self.decodes)
+        else:
+            found = self.pick(
+                conversations, self.index.search(conversations, RANKED_FROM), self.decodes
+            )
         return [[hit.text for hit in hits] for hits in found]
 
     def generate(
@@ -222,11 +262,19 @@ def _words(text: str) -> list[str]:
 
 
 def load_refiner(
-    meta: dict[str, Any], config: ModelConfig, tokenizer: Tokenizer, cache_dir: Path | None
+    meta: dict[str, Any],
+    config: ModelConfig,
+    tokenizer: Tokenizer,
+    cache_dir: Path | None,
+    ranker: tuple[Ranker, torch.Tensor | None] | None = None,
+    checkpoint: Path | None = None,
 ) -> Refiner | None:
     """A refine checkpoint's ``Refiner`` (None for a plain model). Without the corpus index
     (``cache_dir`` None, or bm25s missing) it decodes with the slot empty, as training did
-    for the few examples retrieval found nothing for: worse replies, not none."""
+    for the few examples retrieval found nothing for: worse replies, not none. A model
+    trained on the ranker's picks (``refine_pick``) gets them at reply time too when
+    ``ranker`` (the hybrid pool's, with its corpus vectors) is given or ``checkpoint`` has
+    one with built vectors; else BM25's order."""
     if not is_refine(meta):
         return None
     index = None
@@ -236,4 +284,16 @@ def load_refiner(
         except (RetrievalUnavailable, OSError) as exc:
             log.error("refine model without retrieval (%s): it reads no corpus reply", exc)
     max_src_len = int(meta["data"].get("max_src_len", 64))
-    return Refiner(index, tokenizer, marker_id(config), max_src_len)
+    pick = None
+    if meta["data"].get("refine_pick") == "ranker" and index is not None:
+        if ranker is None and checkpoint is not None:
+            try:
+                own = Ranker.for_checkpoint(checkpoint)
+                ranker = (own, cached_vectors(index, own))
+            except RankerUnavailable as exc:
+                log.error("refine model without its ranker (%s)", exc)
+        if ranker is not None and ranker[1] is not None:
+            pick = ranker_pick(ranker[0], ranker[1])
+        else:
+            log.warning("refine model without its ranker's corpus vectors: BM25 picks")
+    return Refiner(index, tokenizer, marker_id(config), max_src_len, pick=pick)

@@ -374,7 +374,8 @@ class Engine:
         if self._model is None:
             _freeze_the_heap()  # once: a replaced model's garbage must stay collectable
         words = word_table(tokenizer)
-        refiner = load_refiner(meta, model.config, tokenizer, self.corpus_cache)
+        ranker = (hybrid.ranker, hybrid.vectors) if hybrid else None
+        refiner = load_refiner(meta, model.config, tokenizer, self.corpus_cache, ranker, path)
         return LoadedModel(version, model, tokenizer, meta, words, backward, hybrid, refiner)
 
     def _hybrid(self, path: Path, meta: dict[str, Any]) -> Hybrid | None:

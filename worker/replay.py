@@ -102,7 +102,14 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs, progress: bool = T
     hybrid = (
         load_hybrid(path, meta, get_settings().retrieval_dir) if STYLE in CORPUS_STYLES else None
     )
-    refiner = load_refiner(meta, model.config, tokenizer, get_settings().retrieval_dir)
+    refiner = load_refiner(
+        meta,
+        model.config,
+        tokenizer,
+        get_settings().retrieval_dir,
+        (hybrid.ranker, hybrid.vectors) if hybrid else None,
+        path,
+    )
     # As the worker read each turn: the RECENT_TURNS turns before the message (the n-best
     # choice looks at those), the message last (the source is the last context_turns).
     logged = [Example(ex.context[-(RECENT_TURNS + 1) :], ex.response) for ex in inputs.logged]

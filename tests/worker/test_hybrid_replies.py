@@ -144,3 +144,37 @@ def test_a_refine_model_decodes_on_what_retrieval_finds(
     assert {c["source"] for c in varied.candidates} == {"generated"}
     assert "retrieved" in {c["source"] for c in hybrid.candidates}
     assert hybrid.decoding["refined_from"] == varied.decoding["refined_from"]
+
+
+def test_a_refine_model_trained_on_the_rankers_picks_reads_them_at_reply_time(
+    store: DialogueStore, tmp_path: Path, tiny_tokenizer: Tokenizer, corpus_cache: Path
+) -> None:
+    """``refine_pick: ranker``: the decodes read the ranker's best three of BM25's first 20
+    (with the pool's corpus vectors), not BM25's first three."""
+    from s2s_core.refine import RANKED_FROM, with_marker
+
+    meta = {
+        "data": {"max_src_len": 32, "max_tgt_len": 16, "refine_alpha": 0.25},
+        "hybrid": {"retrieved": 8},
+    }
+    meta["data"]["refine_pick"] = "ranker"
+    model = with_marker(tiny_model(tiny_tokenizer.vocab_size))
+    ckpt = save_checkpoint(tmp_path / "refine", model, tiny_tokenizer, meta)
+    engine = Engine(default_source(ckpt), "cpu", corpus_cache=corpus_cache)
+    try:
+        refiner = engine.loaded().refiner
+        assert refiner is not None and refiner.pick is not None and refiner.index is not None
+        ReplyService(store, engine, RecordingPublisher()).reply(
+            ask(1, 1, "I just adopted a kitten!", Style.VARIED)
+        )
+        hybrid = engine.loaded().hybrid
+    finally:
+        engine.close()
+    (generation,) = generations(store)
+    turns = ["I just adopted a kitten!"]
+    found = refiner.index.search([turns], RANKED_FROM)[0]
+    assert hybrid is not None
+    cosines = hybrid.ranker.scores(turns, [[h.text for h in found]])[0]
+    best = [h.text for _, h in sorted(zip(cosines, found, strict=True), key=lambda p: -p[0])]
+    assert generation.decoding["refined_from"] == best[:3]
+    assert best[:3] != [h.text for h in found[:3]]  # not BM25's own order
