@@ -86,11 +86,15 @@ class Ranker:
 
     @torch.no_grad()
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """Unit-length embeddings ``[len(texts), dim]``, duplicates encoded once."""
+        """Unit-length embeddings ``[len(texts), dim]``, duplicates encoded once. No progress
+        bar: sentence-transformers draws one per call when logging is at INFO, and a worker
+        calls this for every batch of replies."""
         unique = list(dict.fromkeys(texts))
         if not unique:
             return torch.zeros(0, 1)
-        vectors = self.encoder.encode(unique, batch_size=128, convert_to_tensor=True)
+        vectors = self.encoder.encode(
+            unique, batch_size=128, convert_to_tensor=True, show_progress_bar=False
+        )
         vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)  # vectors: [unique, dim]
         where = {text: i for i, text in enumerate(unique)}
         return vectors[[where[t] for t in texts]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -87,13 +88,17 @@ def test_the_ranker_reads_the_last_two_turns() -> None:
 
 
 @pytest.mark.slow
-def test_the_packaged_ranker_prefers_a_reply_about_the_message() -> None:
+def test_the_packaged_ranker_prefers_a_reply_about_the_message(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     ranker = Ranker.load()
+    caplog.set_level(logging.INFO)  # as in a worker: the encoder drew a progress bar per call
     (scores,) = ranker.scores(
         ["I broke my wrist playing soccer"],
         [["Ouch! Does it still hurt? How long until you can play again?", "I love pizza."]],
     )
     assert scores[0] > scores[1]
+    assert "Batches" not in capfd.readouterr().err
     with pytest.raises(ValueError, match="conversations"):
         ranker.scores(["a", "b"], [["x"]])
 
