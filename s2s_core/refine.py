@@ -10,10 +10,11 @@ tokens), and no text a user types can encode to the marker.
 Trained plainly, the decoder learns to ignore the retrieved reply: most retrieved replies
 answer another conversation, and ignoring them costs little. So a share ``alpha`` of the
 training examples get, in its place, a near copy of the true reply (a quarter of its words
-dropped): there the retrieved text is worth reading, and the decoder learns to use what it
-is given without learning to copy it whole. Everywhere else the retrieved reply is what
-retrieval finds for the example's own conversation, the example itself and its neighbours
-(the same dialogue) left out, as it will be at reply time.
+dropped): there the slot is worth reading, and a quarter of its words must still be written.
+Everywhere else the retrieved reply is what retrieval finds for the example's own
+conversation, the example itself and its neighbours (the same dialogue) left out, as it
+will be at reply time. (The first model, alpha 0.25 on BM25's first reply, learned to read
+near copies and to ignore BM25's replies: bench/judging/2026-12-07-round5/.)
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def ranker_pick(ranker: Ranker, vectors: torch.Tensor) -> Picker:
 
 @dataclass(frozen=True)
 class RetrievedFor:
-    """How the retrieved replies of a split were chosen (for the run's log and model card)."""
+    """How the retrieved replies of a split were chosen (the run's log says)."""
 
     near_copies: int  # examples given a near copy of their own reply
     retrieved: int  # examples given a retrieved reply
