@@ -80,8 +80,10 @@ def test_alpha_is_the_share_of_near_copies_of_the_true_reply() -> None:
     assert texts == training_retrievals(examples, index, 0.25, seed=3, aligned=True)[0]  # resumable
     with pytest.raises(ValueError, match="alpha"):
         training_retrievals(examples, index, 1.5, seed=3, aligned=True)
-    with pytest.raises(ValueError, match="rows"):
-        training_retrievals(examples[:10], index, 0.25, seed=3, aligned=True)
+    with pytest.raises(ValueError, match="rows"):  # more examples than the index has rows
+        training_retrievals([*examples, examples[0]], index, 0.25, seed=3, aligned=True)
+    first, _ = training_retrievals(examples[:10], index, 0.0, seed=3, aligned=True)  # --limit
+    assert len(first) == 10 and all(first)
 
 
 def test_a_near_copy_drops_some_words_and_never_all() -> None:
