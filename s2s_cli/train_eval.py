@@ -122,12 +122,13 @@ def train(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train a Seq2Seq model (or resume / fine-tune one)."""
-    from s2s_core.recipe import DataConfig, new_run, resume_run
+    from s2s_core.recipe import DataConfig, new_run, resume_run, run_refines
     from s2s_core.train import TrainConfig, fine_tune_config
 
     try:
         if resume:
-            trainer = resume_run(out, retrieval_dir(), max_steps=max_steps, max_minutes=max_minutes)
+            index_dir = retrieval_dir() if run_refines(out) else None
+            trainer = resume_run(out, index_dir, max_steps=max_steps, max_minutes=max_minutes)
         else:
             data_cfg = DataConfig(
                 task,

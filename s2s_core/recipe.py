@@ -319,6 +319,15 @@ def carried_settings(origin: Path) -> dict[str, Any]:
     return {key: meta[key] for key in CARRIED_SETTINGS if key in meta}
 
 
+def run_refines(out_dir: Path) -> bool:
+    """Whether the resumable run in ``out_dir`` trains a refine model (it needs retrieval)."""
+    try:
+        run = json.loads((out_dir / "train_state" / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (run.get("data") or {}).get("refine_alpha") is not None
+
+
 def resume_run(
     out_dir: Path, retrieval_dir: Path | None = None, **budget: int | float | None
 ) -> Trainer:

@@ -159,7 +159,7 @@ def test_a_plain_checkpoint_learns_to_refine_and_resumes(
     source carries it, the run resumes with the same data."""
     from pathlib import Path
 
-    from s2s_core.recipe import DataConfig, new_run, resume_run
+    from s2s_core.recipe import DataConfig, new_run, resume_run, run_refines
     from s2s_core.train import TrainConfig
 
     out, cache = Path(str(tmp_path)) / "run", Path(str(tmp_path)) / "retrieval"
@@ -171,5 +171,6 @@ def test_a_plain_checkpoint_learns_to_refine_and_resumes(
     sources = [trainer.train_set[i][0].tolist() for i in range(len(trainer.train_set))]
     assert all(marker in src for src in sources)
     trainer.run()
+    assert run_refines(out) and not run_refines(out / "nothing-here")
     again = resume_run(out, cache, max_steps=3)
     assert again.train_set[0][0].tolist() == sources[0]
