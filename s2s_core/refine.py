@@ -251,10 +251,11 @@ def copy_share(reply: str, retrieved: Sequence[str]) -> float:
     words = _words(reply)
     if not words or not retrieved:
         return 0.0
+    counts = Counter(words)
     best = 0
     for text in retrieved:
         pool = Counter(_words(text))
-        best = max(best, sum(min(n, pool[w]) for w, n in Counter(words).items()))
+        best = max(best, sum(min(n, pool[w]) for w, n in counts.items()))
     return best / len(words)
 
 
