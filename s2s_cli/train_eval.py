@@ -84,6 +84,13 @@ def train(
     attention: Annotated[str, typer.Option(help="none | luong")] = "none",
     bidirectional: Annotated[bool, typer.Option(help="Bidirectional encoder.")] = False,
     tie_embeddings: Annotated[bool, typer.Option(help="Tie decoder in/out embeddings.")] = False,
+    pointer: Annotated[
+        bool,
+        typer.Option(
+            help="The decoder may copy source tokens (a refine model's: from the retrieved "
+            "reply); with --init-from, added to the checkpoint's model."
+        ),
+    ] = False,
     emb_dim: Annotated[int, typer.Option(help="Embedding width.")] = 256,
     hidden_dim: Annotated[int, typer.Option(help="RNN width.")] = 512,
     layers: Annotated[int, typer.Option(help="RNN layers.")] = 2,
@@ -155,6 +162,7 @@ def train(
                 "bidirectional": bidirectional,
                 "attention": None if attention == "none" else attention,
                 "tie_embeddings": tie_embeddings,
+                "pointer": pointer,
             }
             preset = fine_tune_config() if init_from else TrainConfig()
             train_cfg = TrainConfig(
@@ -240,6 +248,7 @@ def evaluate(
     from s2s_core.evaluate import evaluate_generation, evaluate_perplexity, text_metrics
     from s2s_core.hybrid import load_hybrid
     from s2s_core.mmi import load_backward
+    from s2s_core.quality import learned_stock
     from s2s_core.ranker import RankerUnavailable
     from s2s_core.recipe import DataConfig, load_split
     from s2s_core.refine import is_refine, load_refiner
@@ -295,6 +304,7 @@ def evaluate(
                 avoid_defects=avoid_defects,
                 hybrid=hybrid if name in CORPUS_STYLES else None,
                 refiner=refiner,
+                stock=learned_stock(meta),
             )
             if messages:
                 result[name].pop("bleu")

@@ -35,7 +35,7 @@ from s2s_core.corpora import (
 from s2s_core.data import PairDataset
 from s2s_core.device import resolve_device
 from s2s_core.hybrid import cached_vectors
-from s2s_core.model import ModelConfig, Seq2Seq
+from s2s_core.model import ModelConfig, Seq2Seq, with_pointer
 from s2s_core.ranker import Ranker
 from s2s_core.refine import (
     Picker,
@@ -246,6 +246,8 @@ def new_run(
         model, tokenizer, origin_meta = load_checkpoint(init_from)
         if data.refine_alpha is not None and not is_refine(origin_meta):
             model = with_marker(model)  # a plain model learns to refine
+        if model_options.get("pointer") and not model.config.pointer:
+            model = with_pointer(model)  # ... and to copy
         model.train()
     else:
         if tokenizer_from is not None:

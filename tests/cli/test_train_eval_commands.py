@@ -221,6 +221,26 @@ def test_a_piped_script_can_reset_and_quit(trained: Path, tmp_path: Path) -> Non
     store.engine.dispose()
 
 
+def test_a_pointer_model_trains_and_answers(tmp_path: Path) -> None:
+    """``--pointer``: the copying decoder through train, checkpoint and generate."""
+    out = tmp_path / "run"
+    args = ["train", "--out", str(out), *TINY, "--attention", "luong", "--pointer"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["model"]["pointer"] is True
+    result = runner.invoke(
+        app, ["generate", "--model", str(out), "--max-len", "12"], input="a b c\n"
+    )
+    assert result.exit_code == 0 and result.output.strip(), result.output
+
+
+def test_a_pointer_without_attention_is_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "run"), *TINY, "--pointer"])
+    assert result.exit_code == 2, result.output
+    assert "needs attention" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_fine_tuning_on_an_empty_export_says_so(tmp_path: Path, trained: Path) -> None:
     empty = tmp_path / "pairs.jsonl"
     empty.write_text("")

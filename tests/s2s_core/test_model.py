@@ -15,6 +15,8 @@ VARIANTS = [
     {"bidirectional": True},
     {"bidirectional": True, "cell": "gru", "attention": "luong", "tie_embeddings": True},
     {"tie_embeddings": True, "n_layers": 1},
+    {"attention": "luong", "pointer": True},
+    {"attention": "luong", "pointer": True, "tie_embeddings": True, "bidirectional": True},
 ]
 
 

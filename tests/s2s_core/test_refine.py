@@ -155,8 +155,9 @@ def test_copy_share_counts_the_reply_words_found_in_one_retrieved_reply() -> Non
 def test_a_plain_checkpoint_learns_to_refine_and_resumes(
     tmp_path: object, checkpoint_dir: object
 ) -> None:
-    """``s2s train --init-from PLAIN --refine-alpha``: the model gains the marker row, every
-    source carries it, the run resumes with the same data."""
+    """``s2s train --init-from PLAIN --refine-alpha --pointer``: the model gains the marker
+    row and a pointer head, every source carries the marker, the run resumes with the same
+    data and the same model."""
     from pathlib import Path
 
     from s2s_core.recipe import DataConfig, new_run, resume_run, run_refines
@@ -165,7 +166,9 @@ def test_a_plain_checkpoint_learns_to_refine_and_resumes(
     out, cache = Path(str(tmp_path)) / "run", Path(str(tmp_path)) / "retrieval"
     data = DataConfig(limit=40, refine_alpha=0.5, max_src_len=32, max_tgt_len=12)
     cfg = TrainConfig(epochs=1, batch_size=8, max_steps=2)
-    trainer = new_run(out, data, {}, cfg, "cpu", Path(str(checkpoint_dir)), retrieval_dir=cache)
+    plain = Path(str(checkpoint_dir))
+    trainer = new_run(out, data, {"pointer": True}, cfg, "cpu", plain, retrieval_dir=cache)
+    assert trainer.model.config.pointer
     marker = marker_id(trainer.model.config)
     assert marker == trainer.tokenizer.vocab_size
     sources = [trainer.train_set[i][0].tolist() for i in range(len(trainer.train_set))]
@@ -174,3 +177,4 @@ def test_a_plain_checkpoint_learns_to_refine_and_resumes(
     assert run_refines(out) and not run_refines(out / "nothing-here")
     again = resume_run(out, cache, max_steps=3)
     assert again.train_set[0][0].tolist() == sources[0]
+    assert again.model.config.pointer
