@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from s2s_core.device import resolve_device
 from s2s_core.model import ModelConfig, Seq2Seq
 from s2s_core.model_card import render_model_card
+from s2s_core.quality import learned_stock
 from s2s_core.tokenizer import Tokenizer
 
 FORMAT, VERSION = "s2s-checkpoint", 1
@@ -61,7 +62,7 @@ def save_checkpoint(
 def save_card(directory: str | Path, model: Seq2Seq, meta: dict[str, Any]) -> None:
     """Writes metrics.json and the MODEL_CARD.md rendered from it; the weights stay."""
     directory = Path(directory)
-    text = json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False)
+    text = json.dumps(meta, indent=2, ensure_ascii=False)  # in the order it was written
     _atomic(directory / "metrics.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
     card = render_model_card(model.config, model.num_parameters(), meta)
     _atomic(directory / "MODEL_CARD.md", lambda p: Path(p).write_text(card, encoding="utf-8"))
@@ -112,6 +113,10 @@ def load_checkpoint(
     model = Seq2Seq(config)
     _load_weights(directory, model)
     meta = _read_json(directory / "metrics.json", directory)
+    try:
+        learned_stock(meta)
+    except (ValueError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint {directory}: {exc}") from None
     return model.to(resolve_device(str(device))).eval(), tokenizer, meta
 
 

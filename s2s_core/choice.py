@@ -38,7 +38,15 @@ from s2s_core.consistency import contradicts, life_claims
 from s2s_core.decoding import Hypothesis
 from s2s_core.mmi import Reranked
 from s2s_core.persona import describes_the_bot, persona_answer
-from s2s_core.quality import defects, is_bad_news, is_cheerful, is_stock, is_sympathetic
+from s2s_core.quality import (
+    NONE,
+    Stock,
+    defects,
+    is_bad_news,
+    is_cheerful,
+    is_stock,
+    is_sympathetic,
+)
 from s2s_core.special import EOS_ID, UNK_ID
 from s2s_core.tokenizer import Tokenizer
 
@@ -116,6 +124,7 @@ def choose(
     user_before: str = "",
     target_len: int | None = None,
     answered_before: str | None = None,
+    stock: Stock = NONE,
 ) -> Choice:
     """The choice among a decoded n-best (``as_candidates``, then ``choose_among``)."""
     candidates = as_candidates(nbest, tokenizer, target_len, trim=avoid_defects)
@@ -126,6 +135,7 @@ def choose(
         avoid_defects,
         user_before=user_before,
         answered_before=answered_before,
+        stock=stock,
     )
 
 
@@ -137,13 +147,16 @@ def choose_among(
     *,
     user_before: str = "",
     answered_before: str | None = None,
+    stock: Stock = NONE,
 ) -> Choice:
     """``avoid_defects=False`` keeps only the acceptability rules, without the defect and
     persona rules (for ablations: the choice as it was before them). ``user_before`` is the
     user's turn before ``message``: bad news there makes cheering a defect too, as a story
     goes on ("I broke my wrist ..." then "now i have a plate and 8 screws in my wrist" got
     "That's so cool! I love it."). ``answered_before`` is what the bot said when asked the
-    same question earlier in the chat (``consistency.earlier_answer``): it is said again."""
+    same question earlier in the chat (``consistency.earlier_answer``): it is said again.
+    ``stock``: the checkpoint's own stock sentences (``s2s_core.stock``), beside the
+    hand-written ones."""
     answer = persona_answer(message) if avoid_defects else None
     sad_story = is_bad_news(user_before)
     said = {_norm(t) for t in recent_bot}
@@ -151,7 +164,7 @@ def choose_among(
     bad_news = avoid_defects and is_bad_news(message)
     records, whole, clean, acceptable, kind = [], -1, -1, -1, -1
     for i, cand in enumerate(candidates):
-        found = defects(cand.text, message)
+        found = defects(cand.text, message, stock)
         if sad_story and is_cheerful(cand.text) and "cheer_to_bad_news" not in found:
             found.append("cheer_to_bad_news")
         if describes_the_bot(cand.text) and answer is None:
@@ -182,9 +195,9 @@ def choose_among(
     pick = pick if pick >= 0 else acceptable
     text = candidates[pick].text if pick >= 0 else FALLBACK
     if bad_news and not is_sympathetic(text):
-        text = _sympathise(text)
+        text = _sympathise(text, stock)
     elif avoid_defects:
-        text = _without(text, lambda s: is_stock(s) and not is_stock(message))
+        text = _without(text, lambda s: is_stock(s, stock) and not is_stock(message, stock))
     if avoid_defects:
         text = _without(text, life_claims)
     return Choice(text, pick, records)
@@ -239,10 +252,12 @@ def _without(text: str, unwanted: Callable[[str], object]) -> str:
     return " ".join(s[:1].upper() + s[1:] for s in kept)
 
 
-def _sympathise(text: str) -> str:
+def _sympathise(text: str, stock: Stock) -> str:
     """``text`` without its cheering and stock sentences, opening with ``SORRY``."""
     kept = [
-        s[:1].upper() + s[1:] for s in sentences(text) if not is_cheerful(s) and not is_stock(s)
+        s[:1].upper() + s[1:]
+        for s in sentences(text)
+        if not is_cheerful(s) and not is_stock(s, stock)
     ]
     if kept and len(kept[-1].split()) < 2 and kept[-1][-1] not in ".!?":
         kept.pop()  # a word left where max_len cut the reply ("... a good person. I")

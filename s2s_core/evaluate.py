@@ -20,7 +20,7 @@ from s2s_core.hybrid import Hybrid, Seq2SeqScorer, rank_pools
 from s2s_core.metrics import corpus_bleu, distinct_n, distinct_reply_share, perplexity
 from s2s_core.mmi import Backward, maybe_rerank
 from s2s_core.model import Seq2Seq
-from s2s_core.quality import quality_rates
+from s2s_core.quality import NONE, Stock, quality_rates
 from s2s_core.recipe import DataConfig
 from s2s_core.refine import COPY_SHARE, Refiner, copy_share
 from s2s_core.relevance import response_selection
@@ -63,6 +63,7 @@ def reply_texts(
     avoid_defects: bool = True,
     hybrid: Hybrid | None = None,
     refiner: Refiner | None = None,
+    stock: Stock = NONE,
 ) -> tuple[list[Choice], list[list[str]]]:
     """The reply the product would send for each example's context: the n-best of ``cfg``
     (a refine model's: decoded on the replies ``refiner`` retrieves), reranked by MMI when
@@ -97,7 +98,8 @@ def reply_texts(
             scorer = Seq2SeqScorer(model, tokenizer, backward, data.max_tgt_len)
             pools = rank_pools(hybrid, turns, pools, scorer, sources[start : start + batch_size])
         choices += [
-            choose_reply(ex, pool, avoid_defects) for ex, pool in zip(batch, pools, strict=True)
+            choose_reply(ex, pool, avoid_defects, stock)
+            for ex, pool in zip(batch, pools, strict=True)
         ]
     return choices, read
 
@@ -126,10 +128,14 @@ def copy_rates(choices: Sequence[Choice], read: Sequence[Sequence[str]]) -> dict
 
 
 def choose_reply(
-    example: Example, candidates: Sequence[Candidate], avoid_defects: bool = True
+    example: Example,
+    candidates: Sequence[Candidate],
+    avoid_defects: bool = True,
+    stock: Stock = NONE,
 ) -> Choice:
     """The worker's choice among ``candidates`` for a logged or corpus example: its last
-    turn is the message, the turns before it the conversation the worker would have read."""
+    turn is the message, the turns before it the conversation the worker would have read;
+    ``stock``: the checkpoint's own stock sentences."""
     before = [(t.speaker, t.text) for t in example.context[:-1]]
     return choose_among(
         candidates,
@@ -138,6 +144,7 @@ def choose_reply(
         avoid_defects,
         user_before=user_turns_before(before),
         answered_before=earlier_answer(before, example.context[-1].text),
+        stock=stock,
     )
 
 
@@ -151,7 +158,10 @@ def source_shares(choices: Sequence[Choice]) -> dict[str, float]:
 
 
 def text_metrics(
-    examples: Sequence[Example], texts: Sequence[str], relevance: bool = True
+    examples: Sequence[Example],
+    texts: Sequence[str],
+    relevance: bool = True,
+    stock: Stock = NONE,
 ) -> dict[str, Any]:
     """What a reader sees in ``texts`` as replies to ``examples``: BLEU against the
     references, corpus-level distinct-n, distinct replies, length, the quality rates of
@@ -164,7 +174,7 @@ def text_metrics(
         "distinct_scope": "corpus-level, whitespace words, pooled over all replies",
         "mean_len_words": sum(map(len, words)) / max(len(words), 1),
         "distinct_replies": distinct_reply_share(texts),
-        **quality_rates(texts, [ex.context[-1].text for ex in examples]),
+        **quality_rates(texts, [ex.context[-1].text for ex in examples], stock),
     }
     if relevance and len(examples) <= DISTRACTORS:
         result["relevance"] = None  # response selection needs a context per candidate
@@ -186,6 +196,7 @@ def evaluate_generation(
     avoid_defects: bool = True,
     hybrid: Hybrid | None = None,
     refiner: Refiner | None = None,
+    stock: Stock = NONE,
 ) -> dict[str, Any]:
     choices, read = reply_texts(
         model,
@@ -198,9 +209,10 @@ def evaluate_generation(
         avoid_defects=avoid_defects,
         hybrid=hybrid,
         refiner=refiner,
+        stock=stock,
     )
     texts = [c.text for c in choices]
-    metrics = text_metrics(examples, texts, relevance)
+    metrics = text_metrics(examples, texts, relevance, stock)
     if hybrid is not None and metrics.get("relevance"):
         metrics["relevance"]["independent"] = False  # the same MiniLM family ranked them
     return {

@@ -41,6 +41,7 @@ def render_model_card(config: ModelConfig, n_params: int, meta: dict[str, Any]) 
         "bidirectional encoder": config.bidirectional,
         "attention": config.attention or "none (context vector = final encoder state)",
         "tied embeddings": config.tie_embeddings,
+        "pointer (copies source tokens)": config.pointer,
         "vocabulary": f"{config.src_vocab_size} (source) / {config.tgt_vocab_size} (target)",
     }
     lines += ["## Architecture", "", *_table(arch), ""]
@@ -60,11 +61,33 @@ def render_model_card(config: ModelConfig, n_params: int, meta: dict[str, Any]) 
         lines += _training(baseline, "###")
         for evaluation in baseline.get("evaluations", []):
             lines += _evaluation(evaluation, "###")
+    lines += _stock(meta.get("stock_sentences"))
     if meta.get("notes"):
         lines += ["## Notes", ""]
         for paragraph in meta["notes"]:
             lines += [str(paragraph), ""]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _stock(found: dict[str, Any] | None) -> list[str]:
+    """The checkpoint's stock sentences (``s2s models stock``) and how they were found."""
+    if not found or not found.get("sentences"):
+        return []
+    lines = [
+        "## Stock sentences",
+        "",
+        f"Found by `s2s models stock` in the n-best for {found.get('conversations', '?')} "
+        f"validation conversations against {found.get('people_replies', 0):,} people's "
+        f"training replies ({found.get('rule', '')}): the reply choice treats a candidate "
+        "holding one as it treats a hand-written stock sentence.",
+        "",
+        "| sentence | n-best lists | people's replies |",
+        "|---|---|---|",
+    ]
+    counts = zip(found.get("in_nbest_lists", []), found.get("in_people_replies", []), strict=False)
+    for sentence, (lists, people) in zip(found["sentences"], counts, strict=False):
+        lines.append(f"| {_cell(sentence)} | {lists} | {people} |")
+    return [*lines, ""]
 
 
 def _training(meta: dict[str, Any], level: str) -> list[str]:

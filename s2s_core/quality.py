@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from s2s_core.cleaning import is_closer, is_greeting
+from s2s_core.cleaning import is_closer, is_greeting, sentences
 from s2s_core.consistency import life_claims
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -63,8 +63,48 @@ STOCK = re.compile(
 )
 
 
-def is_stock(text: str) -> bool:
-    return STOCK.search(text) is not None
+Stock = frozenset[str]  # a checkpoint's own stock sentences, normalized (s2s_core.stock)
+NONE: Stock = frozenset()
+STOCK_MIN_WORDS = 3  # shorter sentences ("Yes!", "Haha.") are how people talk, never stock
+_NOT_A_WORD = re.compile(r"[^a-z0-9' ]+")
+
+
+def is_stock(text: str, learned: Stock = NONE) -> bool:
+    """A hand-written stock sentence (``STOCK``), or a sentence holding one of the
+    checkpoint's own ("Yeah, I think it's a lot of fun to watch." holds "i think it's a lot
+    of fun": 60% of the hand-written list's finds in the default model's n-best are found
+    this way, against 47% by equality)."""
+    if STOCK.search(text) is not None:
+        return True
+    if not learned:
+        return False
+    padded = [f" {normalized(s)} " for s in sentences(text)]
+    return any(f" {known} " in sentence for sentence in padded for known in learned)
+
+
+def normalized(sentence: str) -> str:
+    """How sentences are compared: lower case, punctuation off, spaces collapsed."""
+    return " ".join(_NOT_A_WORD.sub(" ", sentence.lower().replace("’", "'")).split())
+
+
+def sentence_keys(text: str) -> set[str]:
+    """The normalized sentences of a text long enough to be stock."""
+    keys = (normalized(s) for s in sentences(text))
+    return {k for k in keys if len(k.split()) >= STOCK_MIN_WORDS}
+
+
+def learned_stock(meta: dict[str, object]) -> Stock:
+    """The stock sentences a checkpoint's metrics.json lists (``s2s models stock``; none
+    when it lists none). ValueError when the entry is malformed."""
+    if not isinstance(meta, dict):
+        raise ValueError("metrics.json must hold an object")
+    entry = meta.get("stock_sentences")
+    if entry is None:
+        return NONE
+    found = entry.get("sentences") if isinstance(entry, dict) else None
+    if not isinstance(found, list) or not all(isinstance(s, str) for s in found):
+        raise ValueError("metrics.json stock_sentences must hold a list of sentences")
+    return frozenset(normalized(s) for s in found)
 
 
 SYMPATHY = re.compile(
@@ -110,8 +150,9 @@ def copy_rate(reply: str, context: str) -> float:
     return sum(w in seen for w in reply_words) / len(reply_words) if reply_words else 0.0
 
 
-def defects(reply: str, message: str) -> list[str]:
-    """What is wrong with ``reply`` as an answer to ``message`` (empty: nothing found)."""
+def defects(reply: str, message: str, stock: Stock = NONE) -> list[str]:
+    """What is wrong with ``reply`` as an answer to ``message`` (empty: nothing found);
+    ``stock``: the checkpoint's own stock sentences beside the hand-written ones."""
     found = []
     if is_closer(reply) and not is_closer(message):
         found.append("sign_off")
@@ -121,16 +162,18 @@ def defects(reply: str, message: str) -> list[str]:
         found.append("cheer_to_bad_news")
     if has_repetition(reply) or repeats_content_word(reply):
         found.append("repetition")
-    if is_stock(reply) and not is_stock(message):
+    if is_stock(reply, stock) and not is_stock(message, stock):
         found.append("stock_sentence")
     return found
 
 
-def quality_rates(replies: Sequence[str], messages: Sequence[str]) -> dict[str, float]:
+def quality_rates(
+    replies: Sequence[str], messages: Sequence[str], stock: Stock = NONE
+) -> dict[str, float]:
     """Shares of replies that say goodbye (to a message that did not), greet a message that
-    was no greeting, repeat a word (``has_repetition``), or use a stock sentence
-    (``STOCK``), or tell a life as the speaker's own (``consistency.life_claims``: untrue
-    of the bot, normal for the corpus' people); the mean copy rate from the message."""
+    was no greeting, repeat a word (``has_repetition``), use a stock sentence (``STOCK``,
+    or one of ``stock``), or tell a life as the speaker's own (``consistency.life_claims``:
+    untrue of the bot, normal for the corpus' people); the mean copy rate from the message."""
     n = max(len(replies), 1)
     pairs = list(zip(replies, messages, strict=True))
     return {
@@ -142,7 +185,8 @@ def quality_rates(replies: Sequence[str], messages: Sequence[str]) -> dict[str, 
         "cheer_to_bad_news_rate": sum(is_cheerful(r) and is_bad_news(m) for r, m in pairs) / n,
         "repetition_rate": sum(has_repetition(r) for r in replies) / n,
         "content_word_repeat_rate": sum(repeats_content_word(r) for r in replies) / n,
-        "stock_phrase_rate": sum(is_stock(r) and not is_stock(m) for r, m in pairs) / n,
+        "stock_phrase_rate": sum(is_stock(r, stock) and not is_stock(m, stock) for r, m in pairs)
+        / n,
         "life_claim_rate": sum(bool(life_claims(r)) for r in replies) / n,
         "copy_rate": sum(copy_rate(r, m) for r, m in pairs) / n,
     }

@@ -40,6 +40,7 @@ from s2s_core.device import resolve_device
 from s2s_core.hybrid import Hybrid, Seq2SeqScorer, load_hybrid, rank_pools
 from s2s_core.mmi import Backward, MMIConfig, Reranked, load_backward, maybe_rerank
 from s2s_core.model import Seq2Seq
+from s2s_core.quality import NONE, Stock, learned_stock
 from s2s_core.ranker import RankerUnavailable
 from s2s_core.refine import Refiner, load_refiner
 from s2s_core.retrieval import RetrievalUnavailable
@@ -66,6 +67,7 @@ class LoadedModel:
     backward: Backward | None = None  # MMI reranking, when it ships one
     hybrid: Hybrid | None = None  # corpus replies and the ranker, when it asks for them
     refiner: Refiner | None = None  # a retrieve-and-refine model's retrieval
+    stock: Stock = NONE  # the checkpoint's own stock sentences (s2s_core.stock)
 
 
 @dataclass
@@ -376,7 +378,8 @@ class Engine:
         words = word_table(tokenizer)
         ranker = (hybrid.ranker, hybrid.vectors) if hybrid else None
         refiner = load_refiner(meta, model.config, tokenizer, self.corpus_cache, ranker, path)
-        return LoadedModel(version, model, tokenizer, meta, words, backward, hybrid, refiner)
+        stock = learned_stock(meta)  # checked by load_checkpoint
+        return LoadedModel(version, model, tokenizer, meta, words, backward, hybrid, refiner, stock)
 
     def _hybrid(self, path: Path, meta: dict[str, Any]) -> Hybrid | None:
         """The checkpoint's hybrid pool; one the worker cannot build (the ranker or bm25s

@@ -28,7 +28,7 @@ from s2s_core.evaluate import evaluate_perplexity, reply_texts, source_shares
 from s2s_core.hybrid import load_hybrid
 from s2s_core.metrics import distinct_n
 from s2s_core.mmi import load_backward
-from s2s_core.quality import quality_rates
+from s2s_core.quality import learned_stock, quality_rates
 from s2s_core.recipe import DataConfig
 from s2s_core.refine import load_refiner
 from worker.replies import decode_config
@@ -124,13 +124,14 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs, progress: bool = T
         progress=progress,
         hybrid=hybrid,
         refiner=refiner,
+        stock=learned_stock(meta),
     )
     replies = [c.text for c in choices]
     seconds = time.perf_counter() - start
     words = [r.split() for r in replies]
     result = ModelReplay(name, str(path), weights_digest(path), replies)
     messages = [ex.context[-1].text if ex.context else "" for ex in inputs.logged]
-    rates = quality_rates(replies, messages)
+    rates = quality_rates(replies, messages, learned_stock(meta))
     result.metrics = {
         "distinct_1": distinct_n(words, 1),
         "distinct_2": distinct_n(words, 2),

@@ -298,6 +298,7 @@ def _exchange(
             recent_bot,
             user_before=user_turns_before(history),
             answered_before=earlier,
+            stock=serving.stock,
         )
     else:
         choice = choose(
@@ -308,6 +309,7 @@ def _exchange(
             user_before=user_turns_before(history),
             target_len=serving.meta.get("data", {}).get("max_tgt_len"),
             answered_before=earlier,
+            stock=serving.stock,
         )
     wait = (time.time() - req.enqueued_at) * 1000 - decoded.decode_ms if req.enqueued_at else None
     if wait is not None:
