@@ -266,7 +266,7 @@ def export(
             back, back_tokenizer, back_meta = load_backward_checkpoint(backward, tokenizer)
             save_checkpoint(out / BACKWARD_DIR, back, back_tokenizer, back_meta, dtype)
         if (meta.get("data") or {}).get("task", "chitchat") == "chitchat":
-            meta["stock_sentences"] = _stock_of(net, tokenizer, meta)
+            meta["stock_sentences"] = _stock_of(net, tokenizer, meta, model)
         save_checkpoint(out, net, tokenizer, {**meta, "exported_from": str(model)}, dtype)
         if (model / "loss_curve.png").is_file():
             shutil.copy2(model / "loss_curve.png", out / "loss_curve.png")
@@ -290,7 +290,7 @@ def stock(
 
     try:
         net, tokenizer, meta = load_checkpoint(model)
-        meta["stock_sentences"] = _stock_of(net, tokenizer, meta)
+        meta["stock_sentences"] = _stock_of(net, tokenizer, meta, model)
         save_card(model, net, meta)
     except (ValueError, OSError) as exc:
         fail(str(exc))
@@ -298,14 +298,20 @@ def stock(
     typer.echo(json.dumps({"model": str(model), "sentences": found["sentences"]}, indent=2))
 
 
-def _stock_of(net: Any, tokenizer: Any, meta: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint's stock sentences under the product's default n-best (``varied``)."""
+def _stock_of(net: Any, tokenizer: Any, meta: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The checkpoint's stock sentences under the product's default n-best (``varied``; a
+    refine model's decoded on what it retrieves, as it replies)."""
+    from s2s_cli.options import settings_or_exit
+    from s2s_core.refine import is_refine, load_refiner
     from s2s_core.stock import checkpoint_stock
     from worker.replies import decode_config
 
     if (meta.get("data") or {}).get("task", "chitchat") != "chitchat":
         raise ValueError("stock sentences are counted on the chit-chat corpus's conversations")
-    return checkpoint_stock(net, tokenizer, meta, decode_config("varied", meta.get("decode")))
+    cache = settings_or_exit().retrieval_dir if is_refine(meta) else None
+    refiner = load_refiner(meta, net.config, tokenizer, cache, checkpoint=path)
+    cfg = decode_config("varied", meta.get("decode"))
+    return checkpoint_stock(net, tokenizer, meta, cfg, refiner)
 
 
 @models_app.command()

@@ -27,12 +27,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from s2s_core.corpora import Example
-from s2s_core.data import encode_context, refine_source
+from s2s_core.data import encode_context
 from s2s_core.decoding import DecodeConfig, generate, word_table
 from s2s_core.model import Seq2Seq
 from s2s_core.quality import sentence_keys
 from s2s_core.recipe import DataConfig, load_split
-from s2s_core.refine import is_refine, marker_id
+from s2s_core.refine import Refiner
 from s2s_core.tokenizer import Tokenizer
 
 CONTEXTS = 300  # validation conversations decoded (~20 s on two CPU cores)
@@ -77,23 +77,26 @@ def find_stock(
     cfg: DecodeConfig,
     context_turns: int,
     max_src_len: int,
-    marker: int | None = None,
+    refiner: Refiner | None = None,
     batch_size: int = 32,
 ) -> dict[str, Any]:
     """What metrics.json keeps as ``stock_sentences``: the stock sentences of the n-best of
     ``cfg`` for the first ``CONTEXTS`` ``conversations``, against the replies of ``people``
-    (the training split), and how they were found. A refine model (``marker``) decodes with
-    its slot empty: what it says when retrieval gives it nothing to go on."""
+    (the training split), and how they were found. A refine model decodes on what its
+    ``refiner`` retrieves, as it does when it replies."""
     chosen = list(conversations[:CONTEXTS])
     sources = [encode_context(tokenizer, ex.context[-context_turns:], max_src_len) for ex in chosen]
-    if marker is not None:
-        sources = [refine_source(src, [], marker, max_src_len) for src in sources]
+    turns = [[t.text for t in ex.context[-context_turns:]] for ex in chosen]
     words = word_table(tokenizer)
     nbests: list[list[str]] = []
     model.eval()
     for start in range(0, len(sources), batch_size):
-        for hyps in generate(model, sources[start : start + batch_size], cfg, words):
-            nbests.append([tokenizer.decode(h.tokens) for h in hyps])
+        rows = slice(start, start + batch_size)
+        if refiner is None:
+            decoded = generate(model, sources[rows], cfg, words)
+        else:
+            decoded, _ = refiner.generate(model, sources[rows], turns[rows], cfg, words)
+        nbests += [[tokenizer.decode(h.tokens) for h in hyps] for hyps in decoded]
     counts, replies = people_counts(people)
     found = stock_of(nbests, counts, replies)
     return {
@@ -109,7 +112,11 @@ def find_stock(
 
 
 def checkpoint_stock(
-    model: Seq2Seq, tokenizer: Tokenizer, meta: dict[str, Any], cfg: DecodeConfig
+    model: Seq2Seq,
+    tokenizer: Tokenizer,
+    meta: dict[str, Any],
+    cfg: DecodeConfig,
+    refiner: Refiner | None = None,
 ) -> dict[str, Any]:
     """``find_stock`` for a checkpoint: its validation conversations (shuffled with a fixed
     seed: the split's first ones are one dialogue's turns, not unrelated conversations)
@@ -117,7 +124,6 @@ def checkpoint_stock(
     data = DataConfig(**meta.get("data", {}))
     conversations = load_split(data, "valid")
     random.Random(SEED).shuffle(conversations)
-    marker = marker_id(model.config) if is_refine(meta) else None
     return find_stock(
         model,
         tokenizer,
@@ -126,5 +132,5 @@ def checkpoint_stock(
         cfg,
         data.context_turns,
         data.max_src_len,
-        marker,
+        refiner,
     )
