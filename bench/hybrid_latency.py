@@ -8,10 +8,9 @@ memory it adds; prints JSON.
 ranker over every candidate and, when the checkpoint weighs them, the Seq2Seq terms of the
 corpus replies. Each test context is answered alone (batch of one, as `make chat` does),
 the styles interleaved, then a batch of 32 five times each; ``vs_varied`` is the ratio
-of medians measured in this run. ``hybrid`` runs the ranker as a CPU worker does (int8),
-``hybrid_fp32`` the same weights unquantized. The corpus replies' vectors are precomputed,
-as `s2s models index` does for a worker, for the rows these contexts retrieve (so the bench
-needs no full index build). Memory is the process' resident set after loading the
+of medians measured in this run. The corpus replies' vectors are precomputed, as `s2s
+models index` does for a worker, for the rows these contexts retrieve (so the bench needs
+no full vectors build). Memory is the process' resident set after loading the
 checkpoint and again after loading the hybrid pool (index from the cache, ranker weights).
 """
 
@@ -22,7 +21,6 @@ import json
 import statistics
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,7 +32,6 @@ from s2s_core.data import encode_context
 from s2s_core.decoding import word_table
 from s2s_core.hybrid import Hybrid, Seq2SeqScorer, load_hybrid, rank_pools
 from s2s_core.mmi import load_backward, maybe_rerank
-from s2s_core.ranker import RANKER_DIR, Ranker
 from s2s_core.recipe import DataConfig, load_split
 from worker.replies import decode_config
 
@@ -78,45 +75,35 @@ def main() -> None:
             rank_pools(with_pool, turns[rows], pools, scorer, sources[rows])
         return time.perf_counter() - start
 
-    folder = Path(args.model) / RANKER_DIR
-    full = Ranker.load(folder if folder.is_dir() else None)
-    pools = {
-        "hybrid": with_vectors(hybrid, turns),
-        "hybrid_fp32": with_vectors(hybrid, turns, full),
-    }
-    answer(slice(0, 2), pools["hybrid"])  # warm-up
-    result: dict[str, Any] = {
-        "model": args.model,
-        "contexts": args.contexts,
-        "ranker": hybrid.ranker.name,
-        "memory": memory,
-    }
+    pool = with_vectors(hybrid, turns)
+    answer(slice(0, 2), pool)  # warm-up
+    result: dict[str, Any] = {"model": args.model, "contexts": args.contexts, "memory": memory}
     for size, runs in ((1, args.contexts), (32, 5)):
-        times: dict[str, list[float]] = {"varied": [], **{name: [] for name in pools}}
+        times: dict[str, list[float]] = {"varied": [], "hybrid": []}
         for i in range(runs):
             rows = slice(i, i + 1) if size == 1 else slice(0, 32)
             times["varied"].append(answer(rows, None))
-            for name, pool in pools.items():
-                times[name].append(answer(rows, pool))
+            times["hybrid"].append(answer(rows, pool))
         p50 = {name: 1000 * statistics.median(t) for name, t in times.items()}
         result[f"batch{size}"] = {
             **{f"{name}_p50_ms": round(ms, 1) for name, ms in p50.items()},
-            **{f"{name}_vs_varied": round(p50[name] / p50["varied"], 2) for name in pools},
+            "vs_varied": round(p50["hybrid"] / p50["varied"], 2),
         }
     print(json.dumps(result, indent=2))
 
 
-def with_vectors(hybrid: Hybrid, turns: list[list[str]], ranker: Ranker | None = None) -> Hybrid:
-    """``hybrid`` (with ``ranker`` in place of its own) holding precomputed vectors of the
-    corpus replies ``turns`` retrieve, as a worker holds every corpus reply's."""
-    ranker = ranker or hybrid.ranker
+def with_vectors(hybrid: Hybrid, turns: list[list[str]]) -> Hybrid:
+    """``hybrid`` holding precomputed vectors of the corpus replies ``turns`` retrieve, as a
+    worker holds every corpus reply's (built by `s2s models index`)."""
+    if hybrid.vectors is not None:
+        return hybrid
     rows = sorted(
         {hit.row for hits in hybrid.index.search(turns, hybrid.cfg.retrieved) for hit in hits}
     )
-    found = ranker.embed([hybrid.index.replies[r] for r in rows])
+    found = hybrid.ranker.embed([hybrid.index.replies[r] for r in rows])
     vectors = torch.zeros(len(hybrid.index), found.size(1), dtype=torch.float16)
     vectors[rows] = found.half()
-    return replace(hybrid, ranker=ranker, vectors=vectors)
+    return replace(hybrid, vectors=vectors)
 
 
 if __name__ == "__main__":

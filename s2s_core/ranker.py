@@ -68,31 +68,21 @@ class Ranker:
 
     @classmethod
     def load(
-        cls,
-        folder: str | Path | None = None,
-        device: str = "cpu",
-        max_pieces: int = MAX_PIECES,
-        int8: bool = False,
+        cls, folder: str | Path | None = None, device: str = "cpu", max_pieces: int = MAX_PIECES
     ) -> Ranker:
-        """The fine-tuned ranker in ``folder``, or the packaged MiniLM when None; ``int8``
-        (CPU only): its linear layers quantized (``quantized``)."""
+        """The fine-tuned ranker in ``folder``, or the packaged MiniLM when None."""
         path = Path(folder) if folder is not None else None
         encoder = _sentence_encoder(path, device)
         encoder.max_seq_length = max_pieces
         encoder.float()  # weights may be shipped in fp16; CPU kernels want fp32
         encoder.eval()
-        name, key = path.name if path else "all-MiniLM-L6-v2", _weights_key(path)
-        small = quantized(encoder) if int8 else None
-        if small is not None:
-            return cls(small, f"{name} (int8)", f"{key}-int8")
-        return cls(encoder, name, key)
+        return cls(encoder, path.name if path else "all-MiniLM-L6-v2", _weights_key(path))
 
     @classmethod
     def for_checkpoint(cls, checkpoint: str | Path, device: str = "cpu") -> Ranker:
-        """The ranker a checkpoint carries in ``ranker/``, else the packaged MiniLM; on a
-        CPU in int8, as a worker serves it."""
+        """The ranker a checkpoint carries in ``ranker/``, else the packaged MiniLM."""
         folder = Path(checkpoint) / RANKER_DIR
-        return cls.load(folder if folder.is_dir() else None, device, int8=device == "cpu")
+        return cls.load(folder if folder.is_dir() else None, device)
 
     @torch.no_grad()
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
@@ -147,28 +137,6 @@ class Ranker:
             list(texts), batch_size=256, convert_to_tensor=True, show_progress_bar=progress
         )
         return torch.nn.functional.normalize(vectors.float(), dim=-1).half()
-
-
-def quantized(encoder: Any) -> Any | None:
-    """``encoder`` with its linear layers in int8 (dynamic quantization, CPU kernels). The
-    ranker encodes every generated candidate and conversation of an engine batch: at batch
-    32 on two CPU cores that made the hybrid style 2.5x the ``varied`` style's time. In
-    int8 the encoder runs 2.4x faster and picks the person's reply first as often (hits@1
-    28.5% in both, 200 validation conversations against 20 retrieved replies each, MRR
-    0.440 vs 0.442); its vectors differ (cosine 0.93 to fp32's), so corpus vectors are
-    built and kept per form (``key``). None where this torch has no such kernels any more
-    (PyTorch deprecates them for torchao): the ranker then runs in fp32."""
-    import warnings
-
-    try:
-        from torch.ao.quantization import quantize_dynamic
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the deprecation notice, once per process
-            return quantize_dynamic(encoder, {torch.nn.Linear}, dtype=torch.qint8)
-    except (ImportError, AttributeError, RuntimeError, NotImplementedError) as exc:
-        log.warning("the ranker runs in fp32: int8 kernels unavailable (%s)", exc)
-        return None
 
 
 def _weights_key(folder: Path | None) -> str:

@@ -53,16 +53,13 @@ def test_the_default_model_ranks_corpus_replies_with_its_own_ranker() -> None:
 
     meta = json.loads((DEFAULT / "metrics.json").read_text())
     assert meta["hybrid"]["retrieved"] == 20
-    served = Ranker.for_checkpoint(DEFAULT)  # on a CPU: int8, as a worker serves it
-    assert served.name == "ranker (int8)" and served.key().startswith("tuned-")
-    full = Ranker.load(DEFAULT / "ranker")
-    assert full.name == "ranker" and full.key() == served.key().removesuffix("-int8")
-    for ranker in (served, full):
-        (scores,) = ranker.scores(
-            ["My grandmother passed away last week."],
-            [["Oh no, I'm so sorry for your loss. Were you close?", "I love pizza!"]],
-        )
-        assert scores[0] > scores[1]
+    ranker = Ranker.for_checkpoint(DEFAULT)
+    assert ranker.name == "ranker" and ranker.key().startswith("tuned-")
+    (scores,) = ranker.scores(
+        ["My grandmother passed away last week."],
+        [["Oh no, I'm so sorry for your loss. Were you close?", "I love pizza!"]],
+    )
+    assert scores[0] > scores[1]
 
 
 def test_eval_reproduces_the_card_perplexity() -> None:

@@ -1,11 +1,9 @@
-"""The ranker: its training loss (in-batch negatives, hard negatives, duplicates masked) and
-its int8 form."""
+"""The ranker's training loss: in-batch negatives, hard negatives, duplicates masked."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytest
 import torch
 
 from s2s_core.ranker import _in_batch_loss
@@ -47,29 +45,3 @@ def test_a_negative_equal_to_the_right_reply_is_not_counted_as_wrong() -> None:
     alone = _in_batch_loss(encoder, BATCH, 20.0)
     same = _in_batch_loss(encoder, BATCH, 20.0, ["ouch!  how?"])  # the same text, masked
     assert torch.isclose(alone, same)
-
-
-def test_the_int8_ranker_keeps_its_own_vectors_and_ranks_alike() -> None:
-    """int8 on a CPU: another key (its corpus vectors differ from fp32's), the same order
-    for a reply that answers and one that does not."""
-    from s2s_core.ranker import Ranker
-
-    full, small = Ranker.load(), Ranker.load(int8=True)
-    assert small.name == f"{full.name} (int8)" and small.key() == f"{full.key()}-int8"
-    pool = [["Oh no, I'm so sorry. Were you close?", "I love pizza!", "What's your major?"]]
-    for ranker in (full, small):
-        (scores,) = ranker.scores(["My grandmother passed away last week."], pool)
-        assert scores.index(max(scores)) == 0
-
-
-def test_without_int8_kernels_the_ranker_runs_in_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch.ao.quantization
-
-    from s2s_core.ranker import Ranker
-
-    def unavailable(*args: object, **kwargs: object) -> None:
-        raise NotImplementedError("no quantized engine")
-
-    monkeypatch.setattr(torch.ao.quantization, "quantize_dynamic", unavailable)
-    ranker = Ranker.load(int8=True)
-    assert ranker.name == "all-MiniLM-L6-v2" and not ranker.key().endswith("-int8")
