@@ -49,10 +49,11 @@ CHEER = re.compile(
 )
 
 
-# The sentences this model falls back on whatever was said, found by reading its replies to
-# bench/openers.txt: they answer nothing ("I don't think I've ever heard of that one" to a
+# The sentences the first model fell back on whatever was said, found by reading its replies
+# to bench/openers.txt: they answer nothing ("I don't think I've ever heard of that one" to a
 # breakup, a joke request or "hmm"; BYU and the freshman year are the corpus speakers' own
-# lives, told to anyone).
+# lives, told to anyone). Every checkpoint's own are counted at export (s2s_core.stock);
+# these stay for the variants no count finds ("I'm going to be a freshman next semester").
 STOCK = re.compile(
     r"\b(i've|i have|i) (ever |never )?heard of\b"
     r"|\bnot sure what i'?m going to do with (it|that)\b"
