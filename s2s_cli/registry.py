@@ -311,7 +311,7 @@ def _stock_of(net: Any, tokenizer: Any, meta: dict[str, Any], path: Path) -> dic
     cache = settings_or_exit().retrieval_dir if is_refine(meta) else None
     refiner = load_refiner(meta, net.config, tokenizer, cache, checkpoint=path)
     cfg = decode_config("varied", meta.get("decode"))
-    return checkpoint_stock(net, tokenizer, meta, cfg, refiner)
+    return checkpoint_stock(net, tokenizer, meta, cfg, refiner, progress=True)
 
 
 @models_app.command()

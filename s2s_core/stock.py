@@ -26,6 +26,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from tqdm import tqdm
+
 from s2s_core.corpora import Example
 from s2s_core.data import encode_context
 from s2s_core.decoding import DecodeConfig, generate, word_table
@@ -79,18 +81,21 @@ def find_stock(
     max_src_len: int,
     refiner: Refiner | None = None,
     batch_size: int = 32,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """What metrics.json keeps as ``stock_sentences``: the stock sentences of the n-best of
     ``cfg`` for the first ``CONTEXTS`` ``conversations``, against the replies of ``people``
     (the training split), and how they were found. A refine model decodes on what its
-    ``refiner`` retrieves, as it does when it replies."""
+    ``refiner`` retrieves, as it does when it replies. ``progress``: a bar over the
+    conversations decoded."""
     chosen = list(conversations[:CONTEXTS])
     sources = [encode_context(tokenizer, ex.context[-context_turns:], max_src_len) for ex in chosen]
     turns = [[t.text for t in ex.context[-context_turns:]] for ex in chosen]
     words = word_table(tokenizer)
     nbests: list[list[str]] = []
     model.eval()
-    for start in range(0, len(sources), batch_size):
+    starts = range(0, len(sources), batch_size)
+    for start in tqdm(starts, desc="stock sentences", unit="batch", disable=not progress):
         rows = slice(start, start + batch_size)
         if refiner is None:
             decoded = generate(model, sources[rows], cfg, words)
@@ -117,6 +122,7 @@ def checkpoint_stock(
     meta: dict[str, Any],
     cfg: DecodeConfig,
     refiner: Refiner | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """``find_stock`` for a checkpoint: its validation conversations (shuffled with a fixed
     seed: the split's first ones are one dialogue's turns, not unrelated conversations)
@@ -133,4 +139,5 @@ def checkpoint_stock(
         data.context_turns,
         data.max_src_len,
         refiner,
+        progress=progress,
     )

@@ -145,3 +145,20 @@ def test_a_saved_list_is_what_the_choice_reads(checkpoint_dir: Path) -> None:
     save_checkpoint(checkpoint_dir, model, tokenizer, meta)
     _, _, again = load_checkpoint(checkpoint_dir)
     assert learned_stock(again) == frozenset({FUN})
+
+
+@pytest.mark.slow  # loads the chit-chat splits and decodes 300 conversations (~20 s)
+def test_export_counts_a_chitchat_checkpoints_stock_sentences(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from s2s_cli.main import app
+
+    tokenizer = Tokenizer.train([SAYS, *TOPICS] * 20, vocab_size=300)
+    meta = {"data": {"task": "chitchat", "clean": True, "max_src_len": 16}, "name": "parrot"}
+    source = save_checkpoint(tmp_path / "parrot", _parrot(tokenizer), tokenizer, meta)
+    result = CliRunner().invoke(app, ["models", "export", str(source), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    _, _, exported = load_checkpoint(tmp_path / "out")
+    found = exported["stock_sentences"]
+    assert SAYS in found["sentences"] and found["conversations"] == 300
+    assert "## Stock sentences" in (tmp_path / "out" / "MODEL_CARD.md").read_text()
