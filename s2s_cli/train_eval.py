@@ -291,6 +291,7 @@ def evaluate(
         if configs and not messages:
             texts = [ex.response for ex in examples]
             result["references"] = text_metrics(examples, texts, relevance)
+        stock = learned_stock(meta)
         for name, cfg in configs.items():
             result[name] = evaluate_generation(
                 net,
@@ -304,7 +305,7 @@ def evaluate(
                 avoid_defects=avoid_defects,
                 hybrid=hybrid if name in CORPUS_STYLES else None,
                 refiner=refiner,
-                stock=learned_stock(meta),
+                stock=stock,
             )
             if messages:
                 result[name].pop("bleu")

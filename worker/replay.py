@@ -113,6 +113,7 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs, progress: bool = T
     # As the worker read each turn: the RECENT_TURNS turns before the message (the n-best
     # choice looks at those), the message last (the source is the last context_turns).
     logged = [Example(ex.context[-(RECENT_TURNS + 1) :], ex.response) for ex in inputs.logged]
+    stock = learned_stock(meta)
     start = time.perf_counter()
     choices, _ = reply_texts(
         model,
@@ -124,14 +125,14 @@ def replay_model(name: str, path: Path, inputs: ReplayInputs, progress: bool = T
         progress=progress,
         hybrid=hybrid,
         refiner=refiner,
-        stock=learned_stock(meta),
+        stock=stock,
     )
     replies = [c.text for c in choices]
     seconds = time.perf_counter() - start
     words = [r.split() for r in replies]
     result = ModelReplay(name, str(path), weights_digest(path), replies)
     messages = [ex.context[-1].text if ex.context else "" for ex in inputs.logged]
-    rates = quality_rates(replies, messages, learned_stock(meta))
+    rates = quality_rates(replies, messages, stock)
     result.metrics = {
         "distinct_1": distinct_n(words, 1),
         "distinct_2": distinct_n(words, 2),
