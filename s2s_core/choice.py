@@ -164,7 +164,7 @@ def choose_among(
     bad_news = avoid_defects and is_bad_news(message)
     records, whole, clean, acceptable, kind = [], -1, -1, -1, -1
     for i, cand in enumerate(candidates):
-        found = defects(cand.text, message, stock)
+        found = defects(cand.text, message, stock, by_people=cand.source == "retrieved")
         if sad_story and is_cheerful(cand.text) and "cheer_to_bad_news" not in found:
             found.append("cheer_to_bad_news")
         if describes_the_bot(cand.text) and answer is None:

@@ -151,9 +151,12 @@ def copy_rate(reply: str, context: str) -> float:
     return sum(w in seen for w in reply_words) / len(reply_words) if reply_words else 0.0
 
 
-def defects(reply: str, message: str, stock: Stock = NONE) -> list[str]:
+def defects(reply: str, message: str, stock: Stock = NONE, by_people: bool = False) -> list[str]:
     """What is wrong with ``reply`` as an answer to ``message`` (empty: nothing found);
-    ``stock``: the checkpoint's own stock sentences beside the hand-written ones."""
+    ``stock``: the checkpoint's own stock sentences beside the hand-written ones.
+    ``by_people``: the reply is a person's (a corpus reply), whose content word said twice
+    is how people talk ("Snowboarding is cool too. I just favor skiing more" after a word
+    on skiing), not a decoder's loop: only a degenerate repetition counts then."""
     found = []
     if is_closer(reply) and not is_closer(message):
         found.append("sign_off")
@@ -161,7 +164,7 @@ def defects(reply: str, message: str, stock: Stock = NONE) -> list[str]:
         found.append("greeting")
     if is_cheerful(reply) and is_bad_news(message):
         found.append("cheer_to_bad_news")
-    if has_repetition(reply) or repeats_content_word(reply):
+    if has_repetition(reply) or (repeats_content_word(reply) and not by_people):
         found.append("repetition")
     if is_stock(reply, stock) and not is_stock(message, stock):
         found.append("stock_sentence")

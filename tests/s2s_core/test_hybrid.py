@@ -159,3 +159,15 @@ def test_corpus_vectors_are_built_once_and_spare_the_encoder(tmp_path: Path) -> 
     assert [c.scores["score"] for c in with_vectors] == pytest.approx(
         [c.scores["score"] for c in without], abs=1e-3
     )
+
+
+def test_a_person_saying_a_word_twice_is_not_a_decoders_loop() -> None:
+    message = "My brother snowboards and falls down so much. Skiing is better."
+    person = "Snowboarding is cool too, I just favor skiing more. Do you ski often?"
+    decoder = "I love skiing. I am going skiing with my friends."
+    pool = [Candidate(decoder, "generated"), Candidate(person, "retrieved")]
+    choice = choose_among(pool, message)
+    assert choice.text == person  # the corpus reply, though "skiing" comes twice
+    assert "repetition" in choice.candidates[0]["defects"]  # the decoder's twice is a loop
+    stutter = Candidate("I love love it", "retrieved")
+    assert "repetition" in choose_among([stutter], message).candidates[0]["defects"]
