@@ -2,6 +2,7 @@
 JSON lines.
 
     python bench/tune_hybrid.py MODEL_DIR [--split valid] [--limit 300] [--ranker DIR] [--write]
+        [--sample N --seed S] [--dump POOLS.json]
 
 For each context of the split, the pool the worker would rank (the ``hybrid`` style's
 n-best, MMI-scored, and ``retrieved`` corpus replies) plus the reply the person actually
@@ -12,12 +13,15 @@ reply comes first (hits@1) and its mean rank. It never uses the MiniLM relevance
 the ranker would be grading itself. ``--ranker`` scores with a fine-tuned ranker folder
 instead of the checkpoint's; ``--write`` stores the best weights in the checkpoint's
 metrics.json ``hybrid``, where the worker, ``s2s chat``, ``s2s eval`` and replay read them.
+``--sample N`` takes N contexts drawn across the split (seeded) instead of the first N;
+``--dump`` writes every pool with its terms, for blind labelling (``bench/ranking/``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -52,7 +56,13 @@ def scored_pools(args: argparse.Namespace) -> tuple[list[list[Candidate]], dict[
     hybrid = replace(hybrid, cfg=replace(hybrid.cfg, forward_weight=1.0, backward_weight=1.0))
     scorer = Seq2SeqScorer(model, tokenizer, backward, data.max_tgt_len)
     cfg = decode_config("hybrid", meta.get("decode"))
-    examples = load_split(data, args.split)[: args.limit]
+    examples = load_split(data, args.split)
+    chosen = (
+        sorted(random.Random(args.seed).sample(range(len(examples)), args.sample))
+        if args.sample
+        else list(range(min(args.limit, len(examples))))
+    )
+    examples = [examples[i] for i in chosen]
     window = data.context_turns
     pools: list[list[Candidate]] = []
     for start in range(0, len(examples), 32):
@@ -71,7 +81,25 @@ def scored_pools(args: argparse.Namespace) -> tuple[list[list[Candidate]], dict[
         turns = [[t.text for t in ex.context[-window:]] for ex in batch]
         pools += rank_pools(hybrid, turns, generated, scorer, sources)
         print(json.dumps({"scored": len(pools)}), flush=True)
+    if args.dump:
+        dump_pools(args, chosen, examples, pools)
     return pools, {"ranker": hybrid.ranker.name, "retrieved": hybrid.cfg.retrieved}
+
+
+def dump_pools(
+    args: argparse.Namespace, chosen: list[int], examples: list, pools: list[list[Candidate]]
+) -> None:
+    """Each context (its index in the split, its turns) with its whole pool."""
+    items = [
+        {
+            "index": i,
+            "context": [{"speaker": t.speaker, "text": t.text} for t in ex.context],
+            "candidates": [asdict(c) for c in pool],
+        }
+        for i, ex, pool in zip(chosen, examples, pools, strict=True)
+    ]
+    out = {"model": str(args.model), "split": args.split, "items": items}
+    Path(args.dump).write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 def human_rank(pool: list[Candidate], fw: float, bw: float) -> int:
@@ -90,6 +118,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=300, help="first N pairs of the split")
     parser.add_argument("--ranker", help="a fine-tuned ranker folder to score with instead")
     parser.add_argument("--write", action="store_true", help="store the best weights")
+    parser.add_argument("--sample", type=int, default=0, help="N contexts drawn across the split")
+    parser.add_argument("--seed", type=int, default=0, help="the sample's seed")
+    parser.add_argument("--dump", help="write every pool with its terms to this JSON file")
     args = parser.parse_args()
     start = time.perf_counter()
     pools, setup = scored_pools(args)
@@ -116,12 +147,18 @@ def main() -> None:
     if args.write:
         path = Path(args.model) / "metrics.json"
         meta = json.loads(path.read_text(encoding="utf-8"))
+        kept = {k: v for k, v in meta["hybrid"].items() if k in HybridConfig.__dataclass_fields__}
         cfg = HybridConfig(
-            retrieved=setup["retrieved"],
-            forward_weight=best["forward_weight"],
-            backward_weight=best["backward_weight"],
+            **{
+                **kept,
+                "forward_weight": best["forward_weight"],
+                "backward_weight": best["backward_weight"],
+            }
         )
-        meta["hybrid"] = {**asdict(cfg), "tuned_on": f"{args.split}[:{args.limit}]"}
+        tuned_on = (
+            f"{args.split}, {args.sample} drawn" if args.sample else f"{args.split}[:{args.limit}]"
+        )
+        meta["hybrid"] = {**asdict(cfg), "tuned_on": tuned_on}
         path.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
