@@ -9,7 +9,7 @@ from s2s_cli.bot_command import bot
 from s2s_cli.db import db_app
 from s2s_cli.export_command import export
 from s2s_cli.logs import setup_logging
-from s2s_cli.ranker_command import build_index, train_ranker
+from s2s_cli.ranker_command import build_index, train_ranker, train_reranker
 from s2s_cli.registry import models_app
 from s2s_cli.replay_command import replay, retrain
 from s2s_cli.worker_command import worker
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.command("train")(train_eval.train)
 app.command("train-ranker")(train_ranker)
+app.command("train-reranker")(train_reranker)
 app.command("eval")(train_eval.evaluate)
 app.command("generate")(train_eval.generate)
 app.command("chat")(chat.chat)

@@ -86,6 +86,74 @@ def train_ranker(
     typer.echo(str(out))
 
 
+def train_reranker(
+    out: Annotated[
+        Path, typer.Option(help="Folder of the cross-encoder (resumed if it holds one).")
+    ],
+    init: Annotated[
+        Path | None,
+        typer.Option(help="The bi-encoder to start from (default: MODEL_DIR's ranker/)."),
+    ] = None,
+    layers: Annotated[
+        int,
+        typer.Option(min=1, max=12, help="Transformer layers kept from --init (speed vs skill)."),
+    ] = 3,
+    steps: Annotated[
+        int, typer.Option(min=1, help="Optimizer steps in all (a resumed run goes on to this).")
+    ] = 1500,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Conversations per step, each with its 8 candidates.")
+    ] = 8,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (AdamW).")] = 3e-5,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads.")] = None,
+    device: Device = "auto",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train the hybrid pool's cross-encoder (its second stage).
+
+    Starts from --init's first --layers layers with a fresh score head and trains on the
+    cleaned Chit-Chat training split: each conversation's true reply must score above 5
+    replies retrieved for the same conversation and 2 of other conversations. Saves to
+    --out every 100 steps; copy the folder into a checkpoint as reranker/ and set
+    "rerank" in its metrics.json "hybrid" to use it."""
+    import torch
+
+    from s2s_core.device import resolve_device
+    from s2s_core.ranker import RANKER_DIR, conversation_text
+    from s2s_core.reranker import Reranker, RerankerUnavailable, fine_tune
+    from s2s_core.retrieval import CorpusIndex, RetrievalUnavailable, corpus_pairs, hard_negatives
+
+    if threads:
+        torch.set_num_threads(threads)
+    settings = settings_or_exit()
+    start = init or settings.model_dir / RANKER_DIR
+    where = str(resolve_device(device))
+    try:
+        if (out / "progress.txt").is_file():
+            reranker = Reranker.load(out, where)
+        elif not start.is_dir():
+            fail(f"--init {start}: not an encoder folder")
+        else:
+            reranker = Reranker.from_bi_encoder(start, layers, where)
+        index = CorpusIndex.cached(settings.retrieval_dir)
+    except (RerankerUnavailable, RetrievalUnavailable, OSError) as exc:
+        fail(str(exc))
+    examples = corpus_pairs()
+    pairs = [(conversation_text([t.text for t in ex.context]), ex.response) for ex in examples]
+    typer.echo(f"{len(pairs):,} training pairs; saving to {out}", err=True)
+    fine_tune(
+        reranker,
+        pairs,
+        hard_negatives(index, examples),
+        out,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        progress=progress,
+    )
+    typer.echo(str(out))
+
+
 def build_index(
     model: Annotated[
         Path | None,

@@ -11,7 +11,9 @@ often the better answer. So every message gets both: its decoded n-best (MMI-rer
           + backward_weight * log p(message | reply) / |message|        (its backward model)
 
 the last two being MMI's terms, known from decoding for a generated reply and computed by
-teacher forcing for a corpus one. The candidates are ordered by it, and the n-best choice
+teacher forcing for a corpus one. The candidates are ordered by it; with ``rerank`` > 0 a
+cross-encoder (``s2s_core.reranker``) then reorders the first ``rerank`` of them by reading
+the conversation and each candidate together, the rest keeping their order. The n-best choice
 (``s2s_core.choice``) takes the first one a person would accept. Every
 candidate keeps its source, so what people get can be counted by where it came from
 (Song et al. 2018, "An Ensemble of Retrieval- and Generation-Based Dialog Systems").
@@ -35,6 +37,7 @@ from s2s_core.data import target_ids
 from s2s_core.mmi import Backward, backward_scores, mean_log_probs
 from s2s_core.model import Seq2Seq
 from s2s_core.ranker import Ranker, conversation_text
+from s2s_core.reranker import RERANKER_DIR, Reranker, RerankerUnavailable
 from s2s_core.retrieval import CorpusIndex
 from s2s_core.tokenizer import Tokenizer
 
@@ -46,10 +49,13 @@ class HybridConfig:
     retrieved: int = 20  # corpus replies per conversation beside the generated ones
     forward_weight: float = 0.0  # weight of the Seq2Seq's log p(reply | conversation)
     backward_weight: float = 0.0  # weight of the backward model's log p(message | reply)
+    rerank: int = 0  # the first N by that score the cross-encoder reorders (0: none)
 
     def __post_init__(self) -> None:
         if self.retrieved < 0:
             raise ValueError(f"HybridConfig.retrieved must be >= 0, got {self.retrieved}")
+        if not 0 <= self.rerank <= 100:
+            raise ValueError(f"HybridConfig.rerank must be in [0, 100], got {self.rerank}")
         for name in ("forward_weight", "backward_weight"):
             if not 0.0 <= getattr(self, name) <= 10.0:
                 raise ValueError(f"HybridConfig.{name} must be in [0, 10]")
@@ -84,16 +90,23 @@ class Seq2SeqScorer:
 @dataclass(frozen=True)
 class Hybrid:
     """What the hybrid pool needs: the corpus index, the ranker, the ranker's vectors of
-    every corpus reply (``cached_vectors``; None: encoded when retrieved) and the settings."""
+    every corpus reply (``cached_vectors``; None: encoded when retrieved), the settings and
+    the cross-encoder when ``cfg.rerank`` asks for one."""
 
     index: CorpusIndex
     ranker: Ranker
     cfg: HybridConfig = HybridConfig()
     vectors: torch.Tensor | None = None  # [corpus replies, dim], fp16, unit length
+    reranker: Reranker | None = None
+
+    def __post_init__(self) -> None:
+        if self.cfg.rerank and self.reranker is None:
+            raise ValueError("HybridConfig.rerank needs a reranker")
 
     def describe(self) -> dict[str, Any]:
-        """The settings and the ranker, as stored with each reply and reported by eval."""
-        return {**asdict(self.cfg), "ranker": self.ranker.name}
+        """The settings and the rankers, as stored with each reply and reported by eval."""
+        names = {"reranker": self.reranker.name} if self.reranker and self.cfg.rerank else {}
+        return {**asdict(self.cfg), "ranker": self.ranker.name, **names}
 
 
 def vectors_path(index: CorpusIndex, ranker: Ranker) -> Path | None:
@@ -163,10 +176,31 @@ def rank_pools(
     texts_by_pool = [[c.text for c in pool] for pool in pools]
     cosines = hybrid.ranker.scores(queries, texts_by_pool, known)
     terms = _seq2seq_terms(cfg, pools, conversations, seq2seq, sources)
-    return [
+    ordered = [
         _ordered(cfg, pool, pool_cosines, pool_terms)
         for pool, pool_cosines, pool_terms in zip(pools, cosines, terms, strict=True)
     ]
+    if hybrid.reranker is None or not cfg.rerank:
+        return ordered
+    return _reranked(hybrid.reranker, cfg.rerank, queries, ordered)
+
+
+def _reranked(
+    reranker: Reranker, top: int, queries: Sequence[str], pools: list[list[Candidate]]
+) -> list[list[Candidate]]:
+    """Each pool's first ``top`` candidates reordered by the cross-encoder's score (kept as
+    ``reranker``), the rest after them in their order; one batched pass over all pools."""
+    heads = [pool[:top] for pool in pools]
+    cross = reranker.scores(queries, [[c.text for c in head] for head in heads])
+    out = []
+    for pool, head, scores in zip(pools, heads, cross, strict=True):
+        rescored = [
+            replace(c, scores={**c.scores, "reranker": round(s, 4)})
+            for c, s in zip(head, scores, strict=True)
+        ]
+        rescored.sort(key=lambda c: -c.scores["reranker"])
+        out.append([*rescored, *pool[top:]])
+    return out
 
 
 def _seq2seq_terms(
@@ -241,7 +275,8 @@ def load_hybrid(
     {"retrieved": 20}``), else None: a model of another corpus (a translation task, a
     test's toy) must not be handed chit-chat replies. The public corpus' index is cached
     under ``cache_dir`` (built on first use from the split the checkpoint names); the
-    ranker is the one the checkpoint carries, else the packaged MiniLM."""
+    ranker is the one the checkpoint carries, else the packaged MiniLM; the cross-encoder
+    (``rerank`` > 0) is the checkpoint's ``reranker/``."""
     settings = meta.get("hybrid")
     if settings is None:
         return None
@@ -249,7 +284,19 @@ def load_hybrid(
         cfg = HybridConfig(**{k: v for k, v in settings.items() if k not in NOTES})
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {checkpoint}: bad hybrid settings ({exc})") from None
+    reranker = None
+    if cfg.rerank:  # first: a checkpoint missing it fails before the index is built
+        folder = Path(checkpoint) / RERANKER_DIR
+        if not folder.is_dir():
+            raise CheckpointError(
+                f"checkpoint {checkpoint}: hybrid.rerank is {cfg.rerank} but it has no "
+                f"{RERANKER_DIR}/ folder (train one with `s2s train-reranker`, or set 0)"
+            )
+        try:
+            reranker = Reranker.load(folder, device)
+        except RerankerUnavailable as exc:
+            raise CheckpointError(f"checkpoint {checkpoint}: {exc}") from None
     seed = int(meta.get("data", {}).get("split_seed", 13))
     index = CorpusIndex.cached(cache_dir, split_seed=seed)
     ranker = Ranker.for_checkpoint(checkpoint, device)
-    return Hybrid(index, ranker, cfg, cached_vectors(index, ranker))
+    return Hybrid(index, ranker, cfg, cached_vectors(index, ranker), reranker)

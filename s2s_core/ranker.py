@@ -184,8 +184,7 @@ def fine_tune(
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     for step in tqdm(range(done, steps), initial=done, total=steps, disable=not progress):
-        start = (step * batch_size) % max(len(order) - batch_size, 1)
-        chosen = order[start : start + batch_size]
+        chosen = step_rows(order, step, batch_size)
         batch = [pairs[i] for i in chosen]
         hard = (
             [rng.choice(found) if found else "" for found in negatives(chosen)] if negatives else []
@@ -200,6 +199,14 @@ def fine_tune(
         if (step + 1) % save_every == 0 or step + 1 == steps:
             _save(model, folder, step + 1, loss.item())
     model.eval()
+
+
+def step_rows(order: Sequence[int], step: int, batch_size: int) -> list[int]:
+    """The rows of training step ``step``: the next ``batch_size`` of the shuffled
+    ``order``, wrapping around at its end, so every row comes in turn however small the
+    set (a toy set of 8 in batches of 4 must not train on the same 4 forever)."""
+    start = step * batch_size
+    return [order[(start + k) % len(order)] for k in range(min(batch_size, len(order)))]
 
 
 def _in_batch_loss(
