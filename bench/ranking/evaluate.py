@@ -6,7 +6,7 @@ Prints JSON lines:
 
     python bench/ranking/evaluate.py POOLS.json KEY.json LABELS... [--reranker DIR] [--top 8 12]
 
-- ``bi-encoder``: the shipped order (the ranker's cosine, as the pool was dumped);
+- ``bi-encoder``: the ranker's order (its cosine as the pool was dumped, or ``--ranker``'s);
 - ``reranked top K``: the bi-encoder's first K reordered by the cross-encoder, the rest after;
 - ``random``: a shuffled pool, the floor;
 - ``oracle``: the share of pools holding at least one relevant candidate, the ceiling;
@@ -27,7 +27,7 @@ from s2s_core.choice import Candidate
 from s2s_core.corpora import Example, Turn
 from s2s_core.evaluate import choose_reply
 from s2s_core.quality import learned_stock
-from s2s_core.ranker import conversation_text
+from s2s_core.ranker import Ranker, conversation_text
 
 LINE = re.compile(r"^\s*(\d+)\s+((?:[A-Z]{1,2}=[RGO]\s*)+)")
 HUMAN = "human"
@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("pools", type=Path, help="tune_hybrid.py --dump output")
     parser.add_argument("key", type=Path, help="pool_packets.py's key")
     parser.add_argument("labels", type=Path, nargs="+", help="the readers' label files")
+    parser.add_argument("--ranker", type=Path, help="a bi-encoder folder to rank with instead")
     parser.add_argument("--reranker", type=Path, help="a cross-encoder folder to score")
     parser.add_argument("--top", type=int, nargs="+", default=[8], help="candidates reranked")
     args = parser.parse_args()
@@ -105,8 +106,16 @@ def main() -> None:
     def by(score: Callable[[int, int], float]) -> Callable[[int, list[int]], list[int]]:
         return lambda i, js: sorted(js, key=lambda j: -score(i, j))
 
+    convs = [conversation_text([t["text"] for t in item["context"]]) for item in items]
+    texts = [[c["text"] for c in item["candidates"]] for item in items]
+    cosines = (
+        Ranker.load(args.ranker).scores(convs, texts)
+        if args.ranker
+        else [[c["scores"]["ranker"] for c in item["candidates"]] for item in items]
+    )
+
     def ranker(i: int, j: int) -> float:
-        return float(items[i]["candidates"][j]["scores"]["ranker"])
+        return float(cosines[i][j])
 
     rows = {"bi-encoder": judged(items, labels, by(ranker), stock)}
     rng = random.Random(0)
@@ -115,8 +124,6 @@ def main() -> None:
         from s2s_core.reranker import Reranker
 
         reranker = Reranker.load(args.reranker)
-        convs = [conversation_text([t["text"] for t in item["context"]]) for item in items]
-        texts = [[c["text"] for c in item["candidates"]] for item in items]
         cross = reranker.scores(convs, texts)
         whole = by(lambda i, j: cross[i][j])
         rows["cross-encoder, whole pool"] = judged(items, labels, whole, stock)
