@@ -4,15 +4,17 @@ candidate together and scores how well the candidate answers it.
 The bi-encoder (``s2s_core.ranker``) compares two vectors made apart: it cannot see that
 "No mountains?? :(" answers "I just got back from a hike in the mountains" badly, only that
 both are about mountains. Blind readers labelled every candidate of 160 validation pools:
-79% of the pools held a relevant reply, the bi-encoder's choice was relevant in 38%. A
+79% of the pools held a relevant reply, the bi-encoder's choice was relevant in 44%. A
 cross-encoder (the conversation and the candidate in one input, every word attending to
 every other) is the usual second stage for that gap (Nogueira and Cho 2019, "Passage
 Re-ranking with BERT"; Humeau et al. 2020, "Poly-encoders"). It costs one encoder pass per
 candidate, so it reorders only the bi-encoder's first ``top`` candidates.
 
 It starts from the checkpoint's fine-tuned bi-encoder (its first ``layers`` transformer
-layers, a fresh one-logit head) and is trained on the corpus: each conversation's true
-reply against replies retrieved for the same conversation (``fine_tune``).
+layers, a fresh one-score head) and is trained on the corpus: each conversation's true
+reply against replies retrieved for the same conversation (``fine_tune``). Off by default:
+500 steps on two CPU cores taught it to reject random replies, not retrieved ones (it chose
+worse than the bi-encoder); it needs the steps a GPU gives.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ log = logging.getLogger(__name__)
 RERANKER_DIR = "reranker"  # a checkpoint's cross-encoder lives in this sub-folder
 CONVERSATION_PIECES = 56  # word pieces of the conversation read: its end, the message
 REPLY_PIECES = 40  # word pieces of the candidate read: its start
-HEAD_LR_SCALE = 30.0
+HEAD_LR_SCALE = 30.0  # the fresh score head learns at this multiple of the encoder's rate
+HEAD_FILE = "score_head.safetensors"  # the one-score head beside the encoder's files
 
 
 class RerankerUnavailable(RuntimeError):
@@ -50,9 +53,6 @@ def _transformers() -> Any:
         ) from None
     transformers.logging.set_verbosity_error()  # dropping layers is meant, not worth a warning
     return transformers
-
-
-HEAD_FILE = "score_head.safetensors"  # the one-score head beside the encoder's files
 
 
 class CrossEncoder(torch.nn.Module):
