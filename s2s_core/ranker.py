@@ -176,7 +176,7 @@ def fine_tune(
     from tqdm import tqdm
 
     folder = Path(out)
-    done = _steps_done(folder)
+    done = steps_done(folder)
     rng = random.Random(seed)
     order = list(range(len(pairs)))
     rng.shuffle(order)
@@ -190,12 +190,7 @@ def fine_tune(
             [rng.choice(found) if found else "" for found in negatives(chosen)] if negatives else []
         )
         loss = _in_batch_loss(model, batch, scale, [h for h in hard if h])
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        for group in optimizer.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / 100)  # warm-up over 100 steps
-        optimizer.step()
+        take_step(model, optimizer, loss, lr * min(1.0, (step + 1) / 100))  # 100 warm-up steps
         if (step + 1) % save_every == 0 or step + 1 == steps:
             _save(model, folder, step + 1, loss.item())
     model.eval()
@@ -230,9 +225,22 @@ def _in_batch_loss(
     return torch.nn.functional.cross_entropy(sims, torch.arange(len(batch), device=sims.device))
 
 
-def _steps_done(folder: Path) -> int:
+def steps_done(folder: Path) -> int:
+    """How many steps the resumable training saved in ``folder`` took (its
+    ``progress.txt``); 0 for a new one."""
     marker = folder / "progress.txt"
     return int(marker.read_text().split()[0]) if marker.is_file() else 0
+
+
+def take_step(model: Any, optimizer: Any, loss: torch.Tensor, lr: float) -> None:
+    """One optimizer step on ``loss``: gradients clipped to norm 1, each parameter group
+    at ``lr`` times its ``scale`` (1 when it has none)."""
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    for group in optimizer.param_groups:
+        group["lr"] = group.get("scale", 1.0) * lr
+    optimizer.step()
 
 
 def _save(model: Any, folder: Path, step: int, loss: float) -> None:

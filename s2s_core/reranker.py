@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from s2s_core.ranker import step_rows
+from s2s_core.ranker import step_rows, steps_done, take_step
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def fine_tune(
     from tqdm import tqdm
 
     folder = Path(out)
-    done = _steps_done(folder)
+    done = steps_done(folder)
     rng = random.Random(seed)
     order = list(range(len(pairs)))
     rng.shuffle(order)
@@ -242,12 +242,7 @@ def fine_tune(
             texts = [reply, *rng.sample(list(found), min(hard, len(found))), *others[:easy]]
             groups.append([(conversation, t) for t in texts])
         loss = _listwise_loss(reranker, groups)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        for group in optimizer.param_groups:
-            group["lr"] = group["scale"] * lr * min(1.0, (step + 1) / 50)  # 50 warm-up steps
-        optimizer.step()
+        take_step(model, optimizer, loss, lr * min(1.0, (step + 1) / 50))  # 50 warm-up steps
         if (step + 1) % save_every == 0 or step + 1 == steps:
             _save(reranker, optimizer, folder, step + 1, loss.item())
     model.eval()
@@ -263,11 +258,6 @@ def _listwise_loss(reranker: Reranker, groups: list[list[tuple[str, str]]]) -> t
         losses.append(-torch.log_softmax(part, dim=0)[0])
         at += len(group)
     return torch.stack(losses).mean()
-
-
-def _steps_done(folder: Path) -> int:
-    marker = folder / "progress.txt"
-    return int(marker.read_text().split()[0]) if marker.is_file() else 0
 
 
 def _save(reranker: Reranker, optimizer: Any, folder: Path, step: int, loss: float) -> None:

@@ -67,8 +67,11 @@ def build(
     return items, keys
 
 
-def render(items: list[dict[str, Any]], title: str) -> str:
+def render(items: list[dict[str, Any]], title: str, note: str = "") -> str:
+    """A reader's packet: the title, the rubric (and ``note``, what this packet asks
+    beyond it), then each item's conversation and lettered replies."""
     lines = [f"# {title}", "", RUBRIC.read_text(encoding="utf-8"), ""]
+    lines += [note, ""] if note else []
     for item in items:
         lines.append(f"## Item {item['item']}")
         speakers = ["Sam", "Alex"] * len(item["context"])

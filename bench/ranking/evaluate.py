@@ -1,8 +1,8 @@
 """Rankers scored offline on blind-labelled pools: every candidate of each pool was labelled
-R / G / O by readers who did not know its source (``pool_packets.py``), so any ordering of
-a pool can be judged without another reading: the pool is put in that order, the worker's
-own choice (``s2s_core.evaluate.choose_reply``) picks the reply, and its label counts.
-Prints JSON lines:
+R / G / O by readers who did not know its source (``bench/judging/pool_packets.py``), so
+any ordering of a pool can be judged without another reading: the pool is put in that
+order, the worker's own choice (``s2s_core.evaluate.choose_reply``) picks the reply, and
+its label counts. Prints JSON lines:
 
     python bench/ranking/evaluate.py POOLS.json KEY.json LABELS... [--reranker DIR] [--top 8 12]
 

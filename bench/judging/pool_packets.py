@@ -5,7 +5,7 @@ ranker can be scored offline (``evaluate.py``): what it would have chosen, and t
 ranker could choose from the same pool.
 
     python bench/tune_hybrid.py models/default --sample 160 --seed 31 --dump POOLS.json
-    python bench/ranking/pool_packets.py POOLS.json OUT_DIR KEY.json [--readers 8] [--seed 0]
+    python bench/judging/pool_packets.py POOLS.json OUT_DIR KEY.json [--readers 8] [--seed 0]
 
 Identical candidates are shown once. Candidates are lettered A..Z, then AA, AB, ...
 """
@@ -20,7 +20,8 @@ import string
 from pathlib import Path
 from typing import Any
 
-RUBRIC = Path(__file__).parents[1] / "judging" / "RUBRIC.md"
+from build_packets import render  # this folder's packet layout, rubric first
+
 NOTE = (
     "Items here have many candidates (twenty or more); past Z they are lettered AA, AB, ... "
     "Label every one. No `best` is needed: `12 A=R B=G ... AA=O` is a whole answer."
@@ -60,19 +61,6 @@ def build(pools: dict[str, Any], seed: int) -> tuple[list[dict], list[dict]]:
     return items, keys
 
 
-def render(items: list[dict[str, Any]], title: str) -> str:
-    lines = [f"# {title}", "", RUBRIC.read_text(encoding="utf-8"), "", NOTE, ""]
-    for item in items:
-        lines.append(f"## Item {item['item']}")
-        speakers = ["Sam", "Alex"] * len(item["context"])
-        for speaker, turn in zip(speakers[-len(item["context"]) :], item["context"], strict=True):
-            lines.append(f"> {speaker}: {turn}")
-        lines += ["", "Candidate replies to Alex's last message:"]
-        lines += [f"- {label}: {text}" for label, text in item["replies"].items()]
-        lines.append("")
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("pools", type=Path, help="tune_hybrid.py --dump output")
@@ -89,7 +77,7 @@ def main() -> None:
         part = items[reader * size : (reader + 1) * size]
         title = f"Pools, reader {reader + 1} (items {part[0]['item']}-{part[-1]['item']})"
         (args.out_dir / f"pools_reader{reader + 1}.md").write_text(
-            render(part, title), encoding="utf-8"
+            render(part, title, NOTE), encoding="utf-8"
         )
     record = {"pools": str(args.pools), "seed": args.seed, "items": keys}
     args.key_file.parent.mkdir(parents=True, exist_ok=True)
